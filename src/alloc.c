@@ -1,0 +1,213 @@
+/* alloc.c: the allocation front end: malloc and its family (calloc,
+ * realloc, the aligned allocators, usable size).
+ *
+ * The malloc fast path is a class lookup and a pop from the current slab of
+ * the thread's heap; everything else (a thread's first call, an empty slab,
+ * large sizes) is one unlikely branch into _hak_malloc_slow.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static HAK_NOINLINE void *malloc_slow(size_t size)
+{
+    if (size > HAK_SMALL_MAX) return _hak_large_alloc(size, 0);
+    hak_heap *heap = _hak_tl_heap;
+    if (heap->is_empty_heap) {
+        heap = _hak_heap_init_thread();
+        if (heap == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    unsigned cls = _hak_class_of(size);
+    void *p = hak_slab_pop(heap->cur[cls]);
+    if (p == NULL) p = _hak_heap_refill_alloc(heap, cls);
+    if (p == NULL) errno = ENOMEM;
+    return p;
+}
+
+/* Budget: about 10 instructions on the fast path (TLS load, class lookup,
+ * pop); check with `make bench-instr`. */
+void *_hak_malloc(size_t size)
+{
+    if (likely(size <= HAK_SMALL_MAX)) {
+        hak_slab *s = _hak_tl_heap->cur[hak_class_fast(size)];
+        hak_block *b = s->free;
+        if (likely(b != NULL)) {
+            s->free = b->next;
+            s->used++;
+            hak_dbg_alloc(s, b);
+            return b;
+        }
+    }
+    return malloc_slow(size);
+}
+
+void *_hak_calloc(size_t count, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = _hak_malloc(bytes);
+    /* large blocks are fresh mappings, already zero */
+    if (p && bytes <= HAK_SMALL_MAX) memset(p, 0, bytes);
+    return p;
+}
+
+/* Alignment a (a power of two). Small requests whose size rounded up to a
+ * are exactly a size class, which keeps every block a-aligned (slabs start
+ * on page boundaries); the rest go to the large path. */
+static void *alloc_aligned(size_t a, size_t size)
+{
+    if (a <= HAK_ALIGN) return _hak_malloc(size);
+    if (size > HAK_MAX_REQUEST) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (a <= HAK_SLAB_ALIGN_MAX) {
+        size_t n = hak_align_up(size ? size : 1, a);
+        if (n <= HAK_SMALL_MAX) return _hak_malloc(n);
+    }
+    return _hak_large_alloc(size, a);
+}
+
+static bool is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
+
+int _hak_posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (!is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+    int saved = errno;
+    void *p = alloc_aligned(alignment, size);
+    errno = saved;
+    if (p == NULL) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *_hak_aligned_alloc(size_t alignment, size_t size)
+{
+    if (!is_pow2(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return alloc_aligned(alignment, size);
+}
+
+/* As glibc: an alignment that is not a power of two is rounded up to one. */
+void *_hak_memalign(size_t alignment, size_t size)
+{
+    if (alignment > ((size_t)1 << 62)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t a = HAK_ALIGN;
+    while (a < alignment) a <<= 1;
+    return alloc_aligned(a, size);
+}
+
+void *_hak_valloc(size_t size)
+{
+    return alloc_aligned(HAK_PAGE, size);
+}
+
+void *_hak_pvalloc(size_t size)
+{
+    if (size > HAK_MAX_REQUEST) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc_aligned(HAK_PAGE, hak_align_up(size ? size : 1, HAK_PAGE));
+}
+
+/* ---- realloc ------------------------------------------------------------ */
+
+static void *move_block(void *p, size_t old_usable, size_t size)
+{
+    void *q = _hak_malloc(size);
+    if (q == NULL) return NULL;
+    memcpy(q, p, old_usable < size ? old_usable : size);
+    _hak_free(p);
+    return q;
+}
+
+void *_hak_realloc(void *p, size_t size)
+{
+    if (p == NULL) return _hak_malloc(size);
+    if (size == 0) {                  /* as glibc: free and return NULL */
+        _hak_free(p);
+        return NULL;
+    }
+    if (size > HAK_MAX_REQUEST) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t v = hak_pagemap_get(p);
+    if (v && !(v & HAK_MAP_LARGE)) {
+        size_t usable = hak_slab_of((hak_superslab *)v, p)->block_size;
+        /* stay in place unless it would waste more than half the block */
+        if (size <= usable && size >= usable / 2) return p;
+        return move_block(p, usable, size);
+    }
+    if (v) {
+        hak_large *h = (hak_large *)(v & ~HAK_MAP_LARGE);
+        if (!_hak_large_valid(h, p)) _hak_fatal_ptr("realloc(): invalid pointer", p);
+        if (size <= HAK_SMALL_MAX) return move_block(p, _hak_large_usable(h, p), size);
+        return _hak_large_realloc(h, p, size);
+    }
+    if (_hak_glibc_owns(p)) return move_block(p, _hak_glibc_usable_size(p), size);
+    _hak_fatal_ptr("realloc(): invalid pointer", p);
+}
+
+void *_hak_reallocarray(void *p, size_t count, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return _hak_realloc(p, bytes);
+}
+
+size_t _hak_usable_size(const void *p)
+{
+    uintptr_t v = hak_pagemap_get(p);
+    if (v && !(v & HAK_MAP_LARGE)) return hak_slab_of((hak_superslab *)v, p)->block_size;
+    if (v) return _hak_large_usable((hak_large *)(v & ~HAK_MAP_LARGE), p);
+    if (p && _hak_glibc_owns(p)) return _hak_glibc_usable_size((void *)p);
+    return 0;
+}
+
+int hak_owns(const void *p)
+{
+    uintptr_t v = hak_pagemap_get(p);
+    if (v & HAK_MAP_LARGE) return _hak_large_valid((hak_large *)(v & ~HAK_MAP_LARGE), p);
+    if (v == 0) return 0;
+    hak_slab *s = hak_slab_of((hak_superslab *)v, p);
+    if (s->block_size == 0 || (char *)p < s->start) return 0;
+    size_t off = (size_t)((char *)p - s->start);
+    return off % s->block_size == 0 && off / s->block_size < s->capacity;
+}
+
+long long hak_live_blocks(void)
+{
+#if HAK_DEBUG
+    return atomic_load(&_hak_live_blocks);
+#else
+    return -1;
+#endif
+}
+
+HAK_PUBLIC_ALIAS(hak_malloc, _hak_malloc);
+HAK_PUBLIC_ALIAS(hak_calloc, _hak_calloc);
+HAK_PUBLIC_ALIAS(hak_realloc, _hak_realloc);
+HAK_PUBLIC_ALIAS(hak_reallocarray, _hak_reallocarray);
+HAK_PUBLIC_ALIAS(hak_aligned_alloc, _hak_aligned_alloc);
+HAK_PUBLIC_ALIAS(hak_posix_memalign, _hak_posix_memalign);
+HAK_PUBLIC_ALIAS(hak_memalign, _hak_memalign);
+HAK_PUBLIC_ALIAS(hak_valloc, _hak_valloc);
+HAK_PUBLIC_ALIAS(hak_pvalloc, _hak_pvalloc);
+HAK_PUBLIC_ALIAS(hak_usable_size, _hak_usable_size);

@@ -1,0 +1,268 @@
+/* diag.c: everything hakmem says, and how it treats pointers it does not own.
+ *
+ * All output is built in a stack buffer and written with one write(2): no
+ * stdio, no allocation, so it is safe inside malloc and during start-up.
+ *
+ * Foreign pointers. A pointer that is in no hakmem mapping is either a block
+ * glibc's malloc handed out before hakmem took over (or, with the prefix
+ * library, one that glibc's malloc gives out beside hakmem), which goes back
+ * to glibc's free, or it is an invalid free, which stops the process. A glibc
+ * block is recognised by /proc/self/maps plus glibc's chunk header: the
+ * pointer lies in the [heap] (brk) area or an anonymous read-write mapping,
+ * 16 bytes past a chunk whose size field is sane and fits the mapping. This
+ * is a cold path; it runs only for pointers hakmem never handed out.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ---- output ------------------------------------------------------------- */
+
+typedef struct { char buf[512]; size_t len; } line_buf;
+
+static void put_str(line_buf *l, const char *s)
+{
+    while (s && *s && l->len < sizeof(l->buf) - 2) l->buf[l->len++] = *s++;
+}
+
+static void put_hex(line_buf *l, uintptr_t v)
+{
+    char tmp[2 + 16 + 1];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    put_str(l, "0x");
+    while (n > 0 && l->len < sizeof(l->buf) - 2) l->buf[l->len++] = tmp[--n];
+}
+
+static void put_dec(line_buf *l, unsigned long long v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n > 0 && l->len < sizeof(l->buf) - 2) l->buf[l->len++] = tmp[--n];
+}
+
+static void emit(line_buf *l)
+{
+    l->buf[l->len++] = '\n';
+    ssize_t r = write(STDERR_FILENO, l->buf, l->len);
+    (void)r;
+}
+
+void _hak_fatal_ptr(const char *what, const void *p)
+{
+    _hak_fatal_block(what, p, 0);
+}
+
+void _hak_fatal_block(const char *what, const void *p, size_t block_size)
+{
+    line_buf l = { .len = 0 };
+    put_str(&l, "hakmem: ");
+    put_str(&l, what);
+    put_str(&l, " ");
+    put_hex(&l, (uintptr_t)p);
+    if (block_size) {
+        put_str(&l, " (size class ");
+        put_dec(&l, _hak_class_of(block_size));
+        put_str(&l, ", ");
+        put_dec(&l, block_size);
+        put_str(&l, " bytes)");
+    }
+    emit(&l);
+    abort();
+}
+
+void _hak_assert_fail(const char *cond, const char *file, int line)
+{
+    line_buf l = { .len = 0 };
+    put_str(&l, "hakmem: internal assertion failed: ");
+    put_str(&l, cond);
+    put_str(&l, " at ");
+    put_str(&l, file);
+    put_str(&l, ":");
+    put_dec(&l, (unsigned long long)line);
+    emit(&l);
+    abort();
+}
+
+void _hak_warn(const char *a, const char *b, const char *c, const char *d)
+{
+    line_buf l = { .len = 0 };
+    put_str(&l, "hakmem: ");
+    put_str(&l, a);
+    put_str(&l, b);
+    put_str(&l, c);
+    put_str(&l, d);
+    emit(&l);
+}
+
+void _hak_trace_free(const char *route, const void *p)
+{
+    line_buf l = { .len = 0 };
+    put_str(&l, "hakmem: free ");
+    put_hex(&l, (uintptr_t)p);
+    put_str(&l, " -> ");
+    put_str(&l, route);
+    emit(&l);
+}
+
+/* ---- glibc's blocks ------------------------------------------------------ */
+
+typedef struct { uintptr_t start, end; bool rw, heap, anon; } mapping;
+
+static uintptr_t parse_hex(const char **s)
+{
+    uintptr_t v = 0;
+    for (;;) {
+        char c = **s;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return v;
+        v = v * 16 + (uintptr_t)d;
+        (*s)++;
+    }
+}
+
+/* One line of /proc/self/maps: "start-end perms offset dev inode   path". */
+static bool parse_maps_line(const char *s, mapping *m)
+{
+    m->start = parse_hex(&s);
+    if (*s++ != '-') return false;
+    m->end = parse_hex(&s);
+    if (*s++ != ' ') return false;
+    m->rw = s[0] == 'r' && s[1] == 'w';
+    for (int field = 0; field < 4 && *s; field++) {   /* perms offset dev inode */
+        while (*s && *s != ' ') s++;
+        while (*s == ' ') s++;
+    }
+    m->heap = strncmp(s, "[heap]", 6) == 0;
+    m->anon = *s == '\0';
+    return true;
+}
+
+/* The mapping holding addr, read from /proc/self/maps without allocating. */
+static bool find_mapping(uintptr_t addr, mapping *out)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[4096];
+    size_t len = 0;
+    bool found = false;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            *nl = '\0';
+            mapping m;
+            if (parse_maps_line(line, &m) && addr >= m.start && addr < m.end) {
+                *out = m;
+                found = true;
+                break;
+            }
+            line = nl + 1;
+        }
+        if (found) break;
+        len = (size_t)(buf + len - line);
+        memmove(buf, line, len);
+        if (len == sizeof(buf) - 1) len = 0;   /* a line longer than the buffer */
+    }
+    close(fd);
+    return found;
+}
+
+#define GLIBC_PREV_INUSE  1
+#define GLIBC_IS_MMAPPED  2
+#define GLIBC_NON_MAIN    4
+
+bool _hak_glibc_owns(const void *ptr)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    mapping m;
+    if (p & (HAK_ALIGN - 1)) return false;
+    if (!find_mapping(p, &m) || !m.rw || p - 2 * sizeof(size_t) < m.start) return false;
+    if (!m.heap && !m.anon) return false;
+    size_t field = ((const size_t *)ptr)[-1];
+    size_t csize = field & ~(size_t)7;
+    uintptr_t chunk = p - 2 * sizeof(size_t);
+    if (csize < 4 * sizeof(size_t) || csize % HAK_ALIGN) return false;
+    if (field & GLIBC_IS_MMAPPED) {
+        size_t pad = ((const size_t *)ptr)[-2];
+        return m.anon && ((chunk - pad) & (HAK_PAGE - 1)) == 0 && chunk - pad >= m.start &&
+               (csize + pad) % HAK_PAGE == 0 && chunk + csize <= m.end;
+    }
+    if (field & GLIBC_NON_MAIN) return m.anon && chunk + csize <= m.end;
+    return m.heap && chunk + csize <= m.end;
+}
+
+static HAK_TLS bool in_glibc_call;
+
+static void *glibc_symbol(const char *name)
+{
+    if (in_glibc_call) return NULL;   /* RTLD_NEXT led back into hakmem */
+    return dlsym(RTLD_NEXT, name);
+}
+
+void _hak_glibc_free(void *p)
+{
+    void (*real_free)(void *) = NULL;
+    if (_hak_glibc_owns(p)) real_free = (void (*)(void *))glibc_symbol("free");
+    if (real_free == NULL) _hak_fatal_ptr("free(): invalid pointer (not allocated by hakmem or glibc)", p);
+    in_glibc_call = true;
+    real_free(p);
+    in_glibc_call = false;
+}
+
+size_t _hak_glibc_usable_size(void *p)
+{
+    size_t (*real)(void *) = (size_t (*)(void *))glibc_symbol("malloc_usable_size");
+    if (real == NULL) return 0;
+    in_glibc_call = true;
+    size_t n = real(p);
+    in_glibc_call = false;
+    return n;
+}
+
+/* ---- debug build: exact double and interior free detection ---------------- */
+#if HAK_DEBUG
+_Atomic long long _hak_live_blocks;
+
+static _Atomic uint64_t *out_word(hak_slab *s, size_t index)
+{
+    return &hak_ss_of_slab(s)->out_bits[s->unit][index / 64];
+}
+
+void _hak_debug_on_alloc(hak_slab *s, void *p)
+{
+    size_t index = (size_t)((char *)p - s->start) / s->block_size;
+    uint64_t bit = (uint64_t)1 << (index % 64);
+    uint64_t was = atomic_fetch_or(out_word(s, index), bit);
+    hak_assert(!(was & bit));
+    atomic_fetch_add_explicit(&_hak_live_blocks, 1, memory_order_relaxed);
+}
+
+void _hak_debug_on_free(hak_slab *s, void *p)
+{
+    size_t bs = s->block_size;
+    if (bs == 0) _hak_fatal_ptr("free(): pointer into unused memory", p);
+    size_t off = (size_t)((char *)p - s->start);
+    if ((char *)p < s->start || off % bs != 0 || off / bs >= s->capacity)
+        _hak_fatal_block("free(): interior pointer", p, bs);
+    uint64_t bit = (uint64_t)1 << ((off / bs) % 64);
+    uint64_t was = atomic_fetch_and(out_word(s, off / bs), ~bit);
+    if (!(was & bit)) _hak_fatal_block("free(): double free", p, bs);
+    atomic_fetch_sub_explicit(&_hak_live_blocks, 1, memory_order_relaxed);
+}
+#endif

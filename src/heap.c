@@ -1,0 +1,175 @@
+/* heap.c: per-thread heaps, process start, thread exit and fork.
+ *
+ * Each thread allocates from its own heap, reached through one initial-exec
+ * TLS pointer. A thread starts with the static empty heap, whose every class
+ * has a slab with no blocks: its first malloc fails the fast path and lands
+ * in _hak_heap_init_thread, so the fast path never tests "initialised?".
+ *
+ * Heaps live in hakmem's own metadata mappings and are never unmapped: when
+ * a thread exits, its heap gives its slabs back (empty ones to the pool, the
+ * rest abandoned for live threads to adopt) and waits on the free-heap list
+ * for the next thread. This is what lets another thread hand a block to a
+ * heap without fearing that the heap is gone.
+ *
+ * Locks, always taken in this order: heap_lock (free heaps, metadata), then
+ * the pool's lock. fork holds both, so the child starts with them free and
+ * consistent.
+ */
+#include <pthread.h>
+
+#include "internal.h"
+
+static hak_heap heap_empty = {
+    .cur = { [0 ... HAK_CLASSES - 1] = &_hak_slab_empty },
+    .is_empty_heap = true,
+};
+
+HAK_TLS hak_heap *_hak_tl_heap = &heap_empty;
+
+static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_heap *free_heaps;          /* heaps no thread owns (heap_lock) */
+static char *meta_cur, *meta_end;     /* metadata bump area (heap_lock) */
+static pthread_key_t thread_key;
+static pthread_once_t process_once = PTHREAD_ONCE_INIT;
+
+#define META_CHUNK (256 * 1024)
+
+/* ---- process start ----------------------------------------------------- */
+
+static void thread_done(void *arg);
+
+/* Runs once, from the first allocation or the library constructor,
+ * whichever comes first. Allocates nothing. */
+static void process_init(void)
+{
+    _hak_sizeclass_init();
+    _hak_options_init();
+    pthread_key_create(&thread_key, thread_done);
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&heap_lock);
+    _hak_pool_lock();
+}
+
+static void fork_parent(void)
+{
+    _hak_pool_unlock();
+    pthread_mutex_unlock(&heap_lock);
+}
+
+/* The child has one thread, the one that forked; its heap is intact. The
+ * heaps of the parent's other threads stay owned by no one that runs: their
+ * blocks can still be freed, through the remote path. */
+static void fork_child(void)
+{
+    _hak_pool_after_fork_child();
+    pthread_mutex_init(&heap_lock, NULL);
+}
+
+/* pthread_atfork may allocate, so it is called here, once malloc works. */
+__attribute__((constructor)) static void hak_library_init(void)
+{
+    pthread_once(&process_once, process_init);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* ---- heaps ------------------------------------------------------------- */
+
+static hak_heap *heap_new_locked(void)
+{
+    size_t need = hak_align_up(sizeof(hak_heap), 64);
+    if (meta_cur == NULL || (size_t)(meta_end - meta_cur) < need) {
+        char *chunk = _hak_os_map(META_CHUNK);
+        if (chunk == NULL) return NULL;
+        meta_cur = chunk;
+        meta_end = chunk + META_CHUNK;
+    }
+    hak_heap *h = (hak_heap *)meta_cur;
+    meta_cur += need;
+    for (unsigned c = 0; c < HAK_CLASSES; c++) h->cur[c] = &_hak_slab_empty;
+    return h;
+}
+
+hak_heap *_hak_heap_init_thread(void)
+{
+    pthread_once(&process_once, process_init);
+    pthread_mutex_lock(&heap_lock);
+    hak_heap *h = free_heaps;
+    if (h) free_heaps = h->next_free;
+    else h = heap_new_locked();
+    pthread_mutex_unlock(&heap_lock);
+    if (h == NULL) return NULL;
+    h->next_free = NULL;
+    _hak_tl_heap = h;
+    pthread_setspecific(thread_key, h);   /* may allocate: the heap is ready */
+    _hak_heap_drain_delayed(h);
+    return h;
+}
+
+/* The thread owning heap exits: empty slabs go back to the pool, the others
+ * are abandoned with their blocks still out, to be adopted by live threads. */
+static void heap_abandon(hak_heap *heap)
+{
+    /* No slab may stay NOTIFY: after this loop no new block can be handed to
+     * this heap, except by a free already past its CAS (see slab.c). */
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        while (heap->full[c].first) {
+            hak_slab *s = heap->full[c].first;
+            s->in_full = 1;
+            _hak_slab_free_slow(heap, s);    /* moves it to the partial list */
+        }
+    }
+    _hak_heap_drain_delayed(heap);
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        heap->cur[c] = &_hak_slab_empty;
+        while (heap->partial[c].first) {
+            hak_slab *s = heap->partial[c].first;
+            _hak_slab_list_remove(&heap->partial[c], s);
+            _hak_slab_collect_remote(s);
+            if (s->used == 0) _hak_pool_return_slab(s);
+            else _hak_pool_abandon_slab(s);
+        }
+    }
+}
+
+static void thread_done(void *arg)
+{
+    hak_heap *heap = arg;
+    if (heap == NULL || heap == &heap_empty) return;
+    heap_abandon(heap);
+    _hak_tl_heap = &heap_empty;
+    pthread_mutex_lock(&heap_lock);
+    heap->next_free = free_heaps;
+    free_heaps = heap;
+    pthread_mutex_unlock(&heap_lock);
+}
+
+/* Forward blocks that reached heaps of exited threads after they left. */
+void _hak_heap_sweep_unowned(void)
+{
+    hak_block *todo = NULL;
+    pthread_mutex_lock(&heap_lock);
+    for (hak_heap *h = free_heaps; h; h = h->next_free) {
+        if (atomic_load_explicit(&h->delayed_a, memory_order_relaxed) == NULL) continue;
+        hak_block *b = atomic_exchange_explicit(&h->delayed_a, NULL, memory_order_acquire);
+        while (b) {
+            hak_block *next = b->next;
+            b->next = todo;
+            todo = b;
+            b = next;
+        }
+    }
+    pthread_mutex_unlock(&heap_lock);
+    while (todo) {
+        hak_block *next = todo->next;
+        hak_slab *s = hak_slab_of((hak_superslab *)hak_pagemap_get(todo), todo);
+        hak_heap *me = _hak_tl_heap;
+        if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == me)
+            hak_slab_push_local(me, s, todo);
+        else
+            _hak_slab_free_remote(s, todo);
+        todo = next;
+    }
+}

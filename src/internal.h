@@ -1,0 +1,334 @@
+/* internal.h: hakmem's types, build flags and cross-file declarations.
+ *
+ * Every struct shared between files is defined here, and every function one
+ * file offers another is declared here under the name of the file that
+ * defines it. Cross-file names start with _hak_ and are hidden from the
+ * library's users by -fvisibility=hidden.
+ */
+#ifndef HAKMEM_INTERNAL_H
+#define HAKMEM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem.h"
+
+#pragma GCC visibility push(hidden)
+
+/* ------------------------------------------------------------------------
+ * Build variants. HAKMEM_BUILD_RELEASE=1: no checks beyond the ones every
+ * build keeps (foreign frees), no counters, no debug output.
+ * HAKMEM_BUILD_DEBUG=1: internal asserts, double/interior free detection,
+ * live-block counting, free-route tracing.
+ * ---------------------------------------------------------------------- */
+#if defined(HAKMEM_BUILD_DEBUG) && HAKMEM_BUILD_DEBUG
+#define HAK_DEBUG 1
+#else
+#define HAK_DEBUG 0
+#endif
+
+#define HAK_API        __attribute__((visibility("default")))
+#define HAK_NOINLINE   __attribute__((noinline))
+#define HAK_COLD       __attribute__((cold, noinline))
+#define likely(x)      __builtin_expect(!!(x), 1)
+#define unlikely(x)    __builtin_expect(!!(x), 0)
+#define HAK_TLS        __thread __attribute__((tls_model("initial-exec")))
+
+#if HAK_DEBUG
+#define hak_assert(c) ((c) ? (void)0 : _hak_assert_fail(#c, __FILE__, __LINE__))
+#else
+#define hak_assert(c) ((void)0)
+#endif
+
+/* ------------------------------------------------------------------------
+ * Geometry
+ * ---------------------------------------------------------------------- */
+#define HAK_ALIGN          16                       /* every block */
+#define HAK_PAGE           4096
+#define HAK_SS_SHIFT       21
+#define HAK_SS_SIZE        ((size_t)1 << HAK_SS_SHIFT)  /* SuperSlab: 2 MiB, aligned */
+#define HAK_SS_MASK        (HAK_SS_SIZE - 1)
+#define HAK_UNIT_SHIFT     16
+#define HAK_UNIT_SIZE      ((size_t)1 << HAK_UNIT_SHIFT) /* slab unit: 64 KiB */
+#define HAK_UNITS          (HAK_SS_SIZE / HAK_UNIT_SIZE) /* 32 units per SuperSlab */
+#define HAK_MID_SPAN       8                        /* units in a mid-class slab */
+#define HAK_TINY_MAX       1024                     /* tiny classes: 1-unit slabs */
+#define HAK_SMALL_MAX      32768                    /* above: large blocks (mmap) */
+#define HAK_CLASSES        72
+#define HAK_MAX_REQUEST    ((size_t)1 << 46)        /* larger requests fail: ENOMEM */
+#define HAK_MAX_SLAB_BLOCKS (HAK_UNIT_SIZE / HAK_ALIGN) /* most blocks one slab holds */
+
+/* Largest alignment the slab path honours by itself: every slab starts on a
+ * page boundary, and a class that is a multiple of the alignment then keeps
+ * every block aligned. Larger alignments go to the large-block path. */
+#define HAK_SLAB_ALIGN_MAX HAK_PAGE
+
+static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+
+/* ------------------------------------------------------------------------
+ * Blocks, slabs, SuperSlabs
+ * ---------------------------------------------------------------------- */
+typedef struct hak_block { struct hak_block *next; } hak_block;
+
+struct hak_heap;
+
+/* State kept in the low bits of a slab's remote-free word. */
+enum {
+    HAK_REMOTE_NORMAL  = 0,  /* remote frees push onto the slab's own list */
+    HAK_REMOTE_NOTIFY  = 1,  /* slab is on its owner's full list: the next
+                                remote free hands its block to the owner heap */
+    HAK_REMOTE_STATE_MASK = 3,
+};
+
+/* One slab: a run of 1 or HAK_MID_SPAN units serving one size class. The
+ * descriptor of a slab is that of its first unit; the others are unused. */
+typedef struct hak_slab {
+    hak_block *free;                     /* owner-only local free list */
+    uint32_t used;                       /* blocks out: handed out, not back with the owner */
+    uint32_t bump;                       /* blocks carved from the fresh area so far */
+    uint32_t capacity;                   /* blocks the slab holds */
+    uint32_t block_size;                 /* 0 while the slab is in the pool */
+    uint8_t cls;                         /* size class */
+    uint8_t span;                        /* units spanned: 1 or HAK_MID_SPAN */
+    uint8_t in_full;                     /* owner-only: on the owner's full list */
+    uint8_t unit;                        /* index of the first unit in its SuperSlab */
+    char *start;                         /* first block */
+    _Atomic(struct hak_heap *) owner_a;  /* owning heap; NULL when abandoned */
+    _Atomic uintptr_t remote_a;          /* remote-free list head | HAK_REMOTE_* */
+    struct hak_slab *next, *prev;        /* heap's partial/full list, or abandoned list */
+} __attribute__((aligned(64))) hak_slab;
+
+/* Header at the base of every SuperSlab, in its first page(s). */
+typedef struct hak_superslab {
+    uint32_t free_units;                 /* bitmap of units not in any slab (pool lock) */
+    uint32_t _pad;
+    struct hak_superslab *next, *prev;   /* pool's partial or empty list (pool lock) */
+    uint8_t head[HAK_UNITS];             /* unit -> first unit of the slab covering it */
+    hak_slab slabs[HAK_UNITS];
+#if HAK_DEBUG
+    /* one bit per block, set while the block is out: exact double-free check */
+    _Atomic uint64_t out_bits[HAK_UNITS][HAK_MAX_SLAB_BLOCKS / 64];
+#endif
+} hak_superslab;
+
+#define HAK_SS_HEADER_SIZE hak_align_up(sizeof(hak_superslab), HAK_PAGE)
+
+static inline hak_slab *hak_slab_of(hak_superslab *ss, const void *p)
+{
+    size_t unit = ((uintptr_t)p & HAK_SS_MASK) >> HAK_UNIT_SHIFT;
+    return &ss->slabs[ss->head[unit]];
+}
+
+static inline hak_superslab *hak_ss_of_slab(const hak_slab *s)
+{
+    return (hak_superslab *)((uintptr_t)s & ~HAK_SS_MASK);
+}
+
+/* Header at the base of a large block's mapping. */
+typedef struct hak_large {
+    size_t map_size;                     /* bytes mapped, a multiple of HAK_SS_SIZE */
+    size_t offset;                       /* user pointer - base */
+    size_t usable;                       /* bytes usable from the user pointer */
+    size_t _pad;
+} hak_large;
+
+/* ------------------------------------------------------------------------
+ * Per-thread heap
+ * ---------------------------------------------------------------------- */
+typedef struct hak_slab_list { hak_slab *first; } hak_slab_list;
+
+typedef struct hak_heap {
+    hak_slab *cur[HAK_CLASSES];          /* slab the fast path allocates from */
+    hak_slab_list partial[HAK_CLASSES];  /* owned slabs with room (cur among them) */
+    hak_slab_list full[HAK_CLASSES];     /* owned slabs with no room when last seen */
+    _Atomic(hak_block *) delayed_a;      /* blocks other threads freed into our full slabs */
+    struct hak_heap *next_free;          /* heap pool's list of unowned heaps */
+    bool is_empty_heap;                  /* the static heap of uninitialised threads */
+} hak_heap;
+
+/* ------------------------------------------------------------------------
+ * Cross-file functions
+ * ---------------------------------------------------------------------- */
+
+/* os.c: the contract with the kernel. Each returns NULL / -1 on failure with
+ * errno set, and never prints. */
+void *_hak_os_map(size_t size);
+void *_hak_os_map_aligned(size_t size, size_t align);
+int   _hak_os_unmap(void *p, size_t size);
+void *_hak_os_remap_fixed(void *old, size_t old_size, size_t new_size, void *dest);
+bool  _hak_os_grow_in_place(void *p, size_t old_size, size_t new_size);
+extern _Atomic int _hak_os_fail_maps;   /* tests: make the next N mappings fail */
+
+/* pagemap.c: which 2 MiB chunks of the address space are hakmem's. */
+#define HAK_MAP_LARGE ((uintptr_t)1)    /* value tag: chunk belongs to a large block */
+bool  _hak_pagemap_set(void *base, size_t size, uintptr_t value);
+void  _hak_pagemap_clear(void *base, size_t size);
+extern _Atomic(uintptr_t *) _hak_pagemap_root[];
+#define HAK_PAGEMAP_LEAF_BITS 16
+#define HAK_ADDR_BITS         47
+
+/* Owner of the chunk holding p: the SuperSlab base, the large block's base
+ * tagged HAK_MAP_LARGE, or 0 for memory hakmem does not own. Exact: never a
+ * miss for hakmem's memory, never a hit for anyone else's. */
+static inline uintptr_t hak_pagemap_get(const void *p)
+{
+    uintptr_t chunk = (uintptr_t)p >> HAK_SS_SHIFT;
+    if (unlikely(chunk >> (HAK_ADDR_BITS - HAK_SS_SHIFT))) return 0;
+    uintptr_t *leaf = atomic_load_explicit(&_hak_pagemap_root[chunk >> HAK_PAGEMAP_LEAF_BITS],
+                                           memory_order_acquire);
+    if (unlikely(leaf == NULL)) return 0;
+    return __atomic_load_n(&leaf[chunk & ((1u << HAK_PAGEMAP_LEAF_BITS) - 1)], __ATOMIC_ACQUIRE);
+}
+
+/* sizeclass.c */
+extern uint8_t _hak_class_of_bucket[HAK_SMALL_MAX / HAK_ALIGN + 1];
+extern uint32_t _hak_class_size[HAK_CLASSES];
+void _hak_sizeclass_init(void);
+unsigned _hak_class_of(size_t size);   /* computes; valid before init too */
+static inline unsigned hak_class_fast(size_t size)
+{
+    return _hak_class_of_bucket[(size + HAK_ALIGN - 1) / HAK_ALIGN];
+}
+static inline unsigned hak_class_span(unsigned cls)
+{
+    return _hak_class_size[cls] <= HAK_TINY_MAX ? 1 : HAK_MID_SPAN;
+}
+
+/* superslab.c: SuperSlabs and the shared pool of slabs. */
+hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls);
+void  _hak_pool_return_slab(hak_slab *s);
+void  _hak_pool_abandon_slab(hak_slab *s);
+void  _hak_pool_lock(void);
+void  _hak_pool_unlock(void);
+void  _hak_pool_after_fork_child(void);
+
+/* slab.c: the slab-level slow paths of one heap. */
+void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls);
+void  _hak_slab_free_slow(hak_heap *heap, hak_slab *s);
+void  _hak_slab_free_remote(hak_slab *s, hak_block *b);
+void  _hak_slab_collect_remote(hak_slab *s);
+void  _hak_heap_drain_delayed(hak_heap *heap);
+void  _hak_slab_list_push(hak_slab_list *l, hak_slab *s);
+void  _hak_slab_list_remove(hak_slab_list *l, hak_slab *s);
+void  _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls, char *start, size_t bytes);
+extern hak_slab _hak_slab_empty;
+
+/* heap.c: per-thread heaps, process start, thread exit, fork. */
+extern HAK_TLS hak_heap *_hak_tl_heap;
+hak_heap *_hak_heap_init_thread(void);     /* NULL if out of memory */
+void  _hak_heap_sweep_unowned(void);
+
+/* alloc.c / free.c: the front end. override.c calls these hidden names, so
+ * that malloc is one direct jump into hakmem; the public hak_ names are
+ * aliases of the same functions. */
+void  *_hak_malloc(size_t size);
+void   _hak_free(void *p);
+void  *_hak_calloc(size_t count, size_t size);
+void  *_hak_realloc(void *p, size_t size);
+void  *_hak_reallocarray(void *p, size_t count, size_t size);
+void  *_hak_aligned_alloc(size_t alignment, size_t size);
+int    _hak_posix_memalign(void **out, size_t alignment, size_t size);
+void  *_hak_memalign(size_t alignment, size_t size);
+void  *_hak_valloc(size_t size);
+void  *_hak_pvalloc(size_t size);
+size_t _hak_usable_size(const void *p);
+#define HAK_PUBLIC_ALIAS(pub, internal) \
+    extern __typeof(internal) pub __attribute__((alias(#internal), visibility("default")))
+
+/* large.c */
+void  *_hak_large_alloc(size_t size, size_t align);
+void   _hak_large_free(hak_large *h, void *p);
+void  *_hak_large_realloc(hak_large *h, void *p, size_t size);
+size_t _hak_large_usable(hak_large *h, const void *p);
+bool   _hak_large_valid(hak_large *h, const void *p);
+
+/* options.c */
+typedef struct hak_options {
+    long ss_retain;            /* HAKMEM_SS_RETAIN: empty SuperSlabs kept mapped */
+    long free_route_trace;     /* HAKMEM_FREE_ROUTE_TRACE (debug builds) */
+} hak_options;
+extern hak_options _hak_opt;
+void _hak_options_init(void);
+
+/* diag.c: errors, debug checks and counters. All output goes through here. */
+HAK_COLD void _hak_fatal_ptr(const char *what, const void *p) __attribute__((noreturn));
+HAK_COLD void _hak_fatal_block(const char *what, const void *p, size_t block_size) __attribute__((noreturn));
+HAK_COLD void _hak_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
+HAK_COLD void _hak_warn(const char *a, const char *b, const char *c, const char *d);
+void _hak_trace_free(const char *route, const void *p);
+void _hak_glibc_free(void *p);             /* foreign-free path: glibc block or abort */
+bool _hak_glibc_owns(const void *p);
+size_t _hak_glibc_usable_size(void *p);
+#if HAK_DEBUG
+extern _Atomic long long _hak_live_blocks;
+void _hak_debug_on_alloc(hak_slab *s, void *p);
+void _hak_debug_on_free(hak_slab *s, void *p);
+#endif
+
+/* Route tracing of frees, debug builds only. */
+static inline void hak_dbg_route(const char *route, const void *p)
+{
+#if HAK_DEBUG
+    if (_hak_opt.free_route_trace) _hak_trace_free(route, p);
+#else
+    (void)route; (void)p;
+#endif
+}
+
+/* Hooks for the debug build's bookkeeping: nothing at all in release. */
+static inline void hak_dbg_alloc(hak_slab *s, void *p)
+{
+#if HAK_DEBUG
+    _hak_debug_on_alloc(s, p);
+#else
+    (void)s; (void)p;
+#endif
+}
+static inline void hak_dbg_free(hak_slab *s, void *p)
+{
+#if HAK_DEBUG
+    _hak_debug_on_free(s, p);
+#else
+    (void)s; (void)p;
+#endif
+}
+static inline void hak_dbg_count(long long delta)
+{
+#if HAK_DEBUG
+    atomic_fetch_add_explicit(&_hak_live_blocks, delta, memory_order_relaxed);
+#else
+    (void)delta;
+#endif
+}
+
+
+/* ------------------------------------------------------------------------
+ * The two fast operations on a slab owned by the calling thread.
+ * ---------------------------------------------------------------------- */
+
+/* Budget: 4 loads, 2 stores and one branch on the common path. */
+static inline void *hak_slab_pop(hak_slab *s)
+{
+    hak_block *b = s->free;
+    if (unlikely(b == NULL)) return NULL;
+    s->free = b->next;
+    s->used++;
+    hak_dbg_alloc(s, b);
+    return b;
+}
+
+/* The owner gives a block back. The rare cases (slab now empty, or leaving
+ * the full list) share one branch into the slow path. */
+static inline void hak_slab_push_local(hak_heap *heap, hak_slab *s, void *p)
+{
+    hak_block *b = p;
+    b->next = s->free;
+    s->free = b;
+    if (unlikely((--s->used == 0) | s->in_full)) _hak_slab_free_slow(heap, s);
+}
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,43 @@
+/* override.c: the standard allocation symbols, for libhakmem.so and
+ * libhakmem.a (not built into the prefix libraries). Each is one jump into
+ * the front end. The __libc_ names are provided too, so that code calling
+ * glibc's internal names directly also lands in hakmem. C++ operator new and
+ * delete reach hakmem through malloc and free.
+ */
+#include <stddef.h>
+
+#include "internal.h"
+
+#define HAK_OVERRIDE(name, target) \
+    extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
+
+/* aliases must name a definition in this file */
+static void  *ov_malloc(size_t n) { return _hak_malloc(n); }
+static void   ov_free(void *p) { _hak_free(p); }
+static void  *ov_calloc(size_t c, size_t n) { return _hak_calloc(c, n); }
+static void  *ov_realloc(void *p, size_t n) { return _hak_realloc(p, n); }
+static void  *ov_memalign(size_t a, size_t n) { return _hak_memalign(a, n); }
+static void  *ov_valloc(size_t n) { return _hak_valloc(n); }
+static void  *ov_pvalloc(size_t n) { return _hak_pvalloc(n); }
+
+HAK_OVERRIDE(malloc, ov_malloc);
+HAK_OVERRIDE(free, ov_free);
+HAK_OVERRIDE(calloc, ov_calloc);
+HAK_OVERRIDE(realloc, ov_realloc);
+HAK_OVERRIDE(memalign, ov_memalign);
+HAK_OVERRIDE(valloc, ov_valloc);
+HAK_OVERRIDE(pvalloc, ov_pvalloc);
+HAK_OVERRIDE(cfree, ov_free);
+
+HAK_OVERRIDE(__libc_malloc, ov_malloc);
+HAK_OVERRIDE(__libc_free, ov_free);
+HAK_OVERRIDE(__libc_calloc, ov_calloc);
+HAK_OVERRIDE(__libc_realloc, ov_realloc);
+HAK_OVERRIDE(__libc_memalign, ov_memalign);
+HAK_OVERRIDE(__libc_valloc, ov_valloc);
+HAK_OVERRIDE(__libc_pvalloc, ov_pvalloc);
+
+HAK_API void *reallocarray(void *p, size_t c, size_t n) { return _hak_reallocarray(p, c, n); }
+HAK_API int posix_memalign(void **out, size_t a, size_t n) { return _hak_posix_memalign(out, a, n); }
+HAK_API void *aligned_alloc(size_t a, size_t n) { return _hak_aligned_alloc(a, n); }
+HAK_API size_t malloc_usable_size(void *p) { return _hak_usable_size(p); }

@@ -1,0 +1,238 @@
+/* slab.c: the slab-level slow paths of a heap.
+ *
+ * Owns: carving fresh blocks out of a slab (bump allocation, a page's worth
+ * at a time), collecting blocks other threads freed, the partial and full
+ * lists of each heap, the remote-free protocol, and the hand-off of blocks
+ * freed by other threads into a full slab (the heap's delayed list).
+ *
+ * Remote frees. A block freed by a thread that does not own its slab is
+ * pushed with one CAS onto the slab's remote list; the owner takes the whole
+ * list with one exchange when it looks at the slab again. A slab the owner
+ * put on its full list is not looked at, so the owner marks it NOTIFY
+ * (only while its remote list is empty): the first remote free that sees the
+ * mark clears it and hands its block to the owner heap's delayed list
+ * instead. Draining that list brings the slab back to the partial list. The
+ * block being handed over is still counted in `used`, so the slab cannot be
+ * emptied and reused while the hand-over is in flight; heaps are never
+ * unmapped, so a hand-over to a heap whose thread just exited is safe too
+ * (the block is forwarded when the heap is reused or swept).
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+/* The slab of every class of an uninitialised heap: never has a block, so
+ * the fast path falls through to the slow path. */
+hak_slab _hak_slab_empty;
+
+/* Fresh blocks are carved about a page at a time, so memory a slab never
+ * serves is never touched. */
+#define CARVE_BYTES 4096
+
+void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls, char *start, size_t bytes)
+{
+    s->free = NULL;
+    s->used = 0;
+    s->bump = 0;
+    s->block_size = _hak_class_size[cls];
+    s->capacity = (uint32_t)(bytes / s->block_size);
+    s->cls = (uint8_t)cls;
+    s->in_full = 0;
+    s->start = start;
+    s->next = s->prev = NULL;
+    atomic_store_explicit(&s->remote_a, HAK_REMOTE_NORMAL, memory_order_relaxed);
+    atomic_store_explicit(&s->owner_a, heap, memory_order_release);
+}
+
+/* ---- lists ------------------------------------------------------------ */
+
+void _hak_slab_list_push(hak_slab_list *l, hak_slab *s)
+{
+    s->prev = NULL;
+    s->next = l->first;
+    if (l->first) l->first->prev = s;
+    l->first = s;
+}
+
+void _hak_slab_list_remove(hak_slab_list *l, hak_slab *s)
+{
+    if (s->prev) s->prev->next = s->next;
+    else l->first = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* ---- filling a slab's free list ---------------------------------------- */
+
+static bool slab_carve(hak_slab *s)
+{
+    uint32_t left = s->capacity - s->bump;
+    if (left == 0) return false;
+    uint32_t n = CARVE_BYTES / s->block_size;
+    if (n == 0) n = 1;
+    if (n > left) n = left;
+    char *p = s->start + (size_t)s->bump * s->block_size;
+    hak_block *first = (hak_block *)p;
+    for (uint32_t i = 1; i < n; i++) {
+        ((hak_block *)p)->next = (hak_block *)(p + s->block_size);
+        p += s->block_size;
+    }
+    ((hak_block *)p)->next = s->free;
+    s->free = first;
+    s->bump += n;
+    return true;
+}
+
+/* Take every block other threads freed into s onto its local list. Called by
+ * the owner, or under the pool lock for an abandoned slab. */
+void _hak_slab_collect_remote(hak_slab *s)
+{
+    uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
+    if ((v & ~(uintptr_t)HAK_REMOTE_STATE_MASK) == 0) return;
+    hak_assert((v & HAK_REMOTE_STATE_MASK) == HAK_REMOTE_NORMAL);
+    v = atomic_exchange_explicit(&s->remote_a, HAK_REMOTE_NORMAL, memory_order_acquire);
+    hak_block *list = (hak_block *)(v & ~(uintptr_t)HAK_REMOTE_STATE_MASK);
+    hak_block *tail = list;
+    uint32_t n = 1;
+    while (tail->next) {
+        tail = tail->next;
+        n++;
+    }
+    tail->next = s->free;
+    s->free = list;
+    hak_assert(s->used >= n);
+    s->used -= n;
+}
+
+/* Mark s NOTIFY before it goes on the full list; fails if remote frees
+ * arrived meanwhile (then the slab is not full after all). */
+static bool slab_mark_full(hak_slab *s)
+{
+    uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
+    while ((v & ~(uintptr_t)HAK_REMOTE_STATE_MASK) == 0) {
+        if (atomic_compare_exchange_weak_explicit(&s->remote_a, &v, HAK_REMOTE_NOTIFY,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static void slab_clear_notify(hak_slab *s)
+{
+    uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
+    while ((v & HAK_REMOTE_STATE_MASK) != HAK_REMOTE_NORMAL) {
+        uintptr_t nv = v & ~(uintptr_t)HAK_REMOTE_STATE_MASK;
+        if (atomic_compare_exchange_weak_explicit(&s->remote_a, &v, nv,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            break;
+    }
+}
+
+static void slab_leave_full(hak_heap *heap, hak_slab *s)
+{
+    _hak_slab_list_remove(&heap->full[s->cls], s);
+    s->in_full = 0;
+    slab_clear_notify(s);
+    _hak_slab_list_push(&heap->partial[s->cls], s);
+}
+
+/* ---- the heap's refill ------------------------------------------------- */
+
+/* A block of class cls for heap, after its current slab ran dry: the first
+ * partial slab with a free, remote-freed or uncarved block; slabs found
+ * without one move to the full list. Then a slab from the pool. NULL only
+ * when out of memory. */
+void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
+{
+    _hak_heap_drain_delayed(heap);
+    for (;;) {
+        hak_slab *s = heap->partial[cls].first;
+        while (s) {
+            hak_slab *next = s->next;
+            if (s->free == NULL) _hak_slab_collect_remote(s);
+            if (s->free || slab_carve(s)) {
+                heap->cur[cls] = s;
+                return hak_slab_pop(s);
+            }
+            if (slab_mark_full(s)) {
+                _hak_slab_list_remove(&heap->partial[cls], s);
+                _hak_slab_list_push(&heap->full[cls], s);
+                s->in_full = 1;
+            }
+            else {
+                continue;   /* remote frees just arrived: look again */
+            }
+            s = next;
+        }
+        heap->cur[cls] = &_hak_slab_empty;
+        s = _hak_pool_take_slab(heap, cls);
+        if (s == NULL) return NULL;
+        _hak_slab_list_push(&heap->partial[cls], s);
+    }
+}
+
+/* After a local free: the slab became empty, or it was on the full list. */
+void _hak_slab_free_slow(hak_heap *heap, hak_slab *s)
+{
+    if (s->in_full) slab_leave_full(heap, s);
+    if (s->used == 0 && heap->cur[s->cls] != s) {
+        int saved = errno;
+        _hak_slab_list_remove(&heap->partial[s->cls], s);
+        _hak_pool_return_slab(s);
+        errno = saved;
+    }
+}
+
+/* ---- remote frees ------------------------------------------------------- */
+
+static void heap_push_delayed(hak_heap *heap, hak_block *b)
+{
+    hak_block *head = atomic_load_explicit(&heap->delayed_a, memory_order_relaxed);
+    do {
+        b->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&heap->delayed_a, &head, b,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+/* A thread that does not own s frees block b of it. No lock. */
+void _hak_slab_free_remote(hak_slab *s, hak_block *b)
+{
+    uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
+    for (;;) {
+        if ((v & HAK_REMOTE_STATE_MASK) == HAK_REMOTE_NOTIFY) {
+            /* s sits on its owner's full list: wake the owner with this block */
+            if (!atomic_compare_exchange_weak_explicit(&s->remote_a, &v, HAK_REMOTE_NORMAL,
+                                                       memory_order_acq_rel, memory_order_relaxed))
+                continue;
+            hak_heap *owner = atomic_load_explicit(&s->owner_a, memory_order_acquire);
+            if (owner) {
+                heap_push_delayed(owner, b);
+                return;
+            }
+            v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
+            continue;   /* abandoned meanwhile: the slab's own list will do */
+        }
+        b->next = (hak_block *)(v & ~(uintptr_t)HAK_REMOTE_STATE_MASK);
+        if (atomic_compare_exchange_weak_explicit(&s->remote_a, &v, (uintptr_t)b | (v & HAK_REMOTE_STATE_MASK),
+                                                  memory_order_release, memory_order_relaxed))
+            return;
+    }
+}
+
+/* Free the blocks other threads handed to this heap. A block whose slab this
+ * heap no longer owns (possible only for a heap swept after its thread
+ * exited) takes the ordinary free path. */
+void _hak_heap_drain_delayed(hak_heap *heap)
+{
+    if (atomic_load_explicit(&heap->delayed_a, memory_order_relaxed) == NULL) return;
+    hak_block *b = atomic_exchange_explicit(&heap->delayed_a, NULL, memory_order_acquire);
+    while (b) {
+        hak_block *next = b->next;
+        hak_slab *s = hak_slab_of((hak_superslab *)hak_pagemap_get(b), b);
+        if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap)
+            hak_slab_push_local(heap, s, b);
+        else
+            _hak_slab_free_remote(s, b);
+        b = next;
+    }
+}
