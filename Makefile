@@ -55,8 +55,8 @@ $(foreach v,$(VARIANTS),$(eval $(call VARIANT_RULES,$(v))))
 # Programs linked with a variant's shared library find it next to themselves.
 LINK_HAKMEM = -Lout/$(1) -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/..' -lhakmem -pthread
 
--include bench/bench.mk
--include tests/tests.mk
+include bench/bench.mk
+include tests/tests.mk
 
 clean:
 	rm -rf out

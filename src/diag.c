@@ -107,6 +107,22 @@ void _hak_warn(const char *a, const char *b, const char *c, const char *d)
     emit(&l);
 }
 
+void _hak_warn_bad_option(const char *name, const char *value, long min, long max, long def)
+{
+    line_buf l = { .len = 0 };
+    put_str(&l, "hakmem: HAKMEM_");
+    put_str(&l, name);
+    put_str(&l, "=\"");
+    put_str(&l, value);
+    put_str(&l, "\" is not an integer in [");
+    put_dec(&l, (unsigned long long)min);
+    put_str(&l, ", ");
+    put_dec(&l, (unsigned long long)max);
+    put_str(&l, "]; using the default, ");
+    put_dec(&l, (unsigned long long)def);
+    emit(&l);
+}
+
 void _hak_trace_free(const char *route, const void *p)
 {
     line_buf l = { .len = 0 };

@@ -87,8 +87,8 @@ enum {
 typedef struct hak_slab {
     hak_block *free;                     /* owner-only local free list */
     uint32_t used;                       /* blocks out: handed out, not back with the owner */
-    uint32_t bump;                       /* blocks carved from the fresh area so far */
-    uint32_t capacity;                   /* blocks the slab holds */
+    uint16_t bump;                       /* blocks carved from the fresh area so far */
+    uint16_t capacity;                   /* blocks the slab holds (<= HAK_MAX_SLAB_BLOCKS) */
     uint32_t block_size;                 /* 0 while the slab is in the pool */
     uint8_t cls;                         /* size class */
     uint8_t span;                        /* units spanned: 1 or HAK_MID_SPAN */
@@ -99,6 +99,7 @@ typedef struct hak_slab {
     _Atomic uintptr_t remote_a;          /* remote-free list head | HAK_REMOTE_* */
     struct hak_slab *next, *prev;        /* heap's partial/full list, or abandoned list */
 } __attribute__((aligned(64))) hak_slab;
+_Static_assert(sizeof(hak_slab) == 64, "a slab descriptor is one cache line");
 
 /* Header at the base of every SuperSlab, in its first page(s). */
 typedef struct hak_superslab {
@@ -257,6 +258,7 @@ HAK_COLD void _hak_fatal_ptr(const char *what, const void *p) __attribute__((nor
 HAK_COLD void _hak_fatal_block(const char *what, const void *p, size_t block_size) __attribute__((noreturn));
 HAK_COLD void _hak_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
 HAK_COLD void _hak_warn(const char *a, const char *b, const char *c, const char *d);
+HAK_COLD void _hak_warn_bad_option(const char *name, const char *value, long min, long max, long def);
 void _hak_trace_free(const char *route, const void *p);
 void _hak_glibc_free(void *p);             /* foreign-free path: glibc block or abort */
 bool _hak_glibc_owns(const void *p);

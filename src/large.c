@@ -31,6 +31,7 @@ void *_hak_large_alloc(size_t size, size_t align)
         return NULL;
     }
     size_t offset = align > LARGE_OFFSET ? align : LARGE_OFFSET;
+    if (size == 0) size = 1;   /* the block must lie inside its mapping */
     size_t map = hak_align_up(offset + size, HAK_SS_SIZE);
     hak_large *h = _hak_os_map_aligned(map, map_align(offset));
     if (h == NULL) return NULL;

@@ -59,8 +59,7 @@ static void set_option(const char *name, size_t name_len, const char *value)
                 *o->value = v;
                 return;
             }
-            _hak_warn("HAKMEM_", o->name, ": bad value \"", value);
-            _hak_warn("  (accepted: an integer within the option's range; the default is used) ", "", "", "");
+            _hak_warn_bad_option(o->name, value, o->min, o->max, o->def);
             return;
         }
         size_t n = shared_prefix(o->name, name);
@@ -69,7 +68,11 @@ static void set_option(const char *name, size_t name_len, const char *value)
             best = o;
         }
     }
-    _hak_warn("unknown option HAKMEM_", name, " (nearest: HAKMEM_", best->name);
+    char shown[64];
+    size_t n = name_len < sizeof(shown) - 1 ? name_len : sizeof(shown) - 1;
+    memcpy(shown, name, n);
+    shown[n] = '\0';
+    _hak_warn("unknown option HAKMEM_", shown, "; did you mean HAKMEM_", best->name);
 }
 
 void _hak_options_init(void)

@@ -35,7 +35,7 @@ void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls, char *start, size
     s->used = 0;
     s->bump = 0;
     s->block_size = _hak_class_size[cls];
-    s->capacity = (uint32_t)(bytes / s->block_size);
+    s->capacity = (uint16_t)(bytes / s->block_size);
     s->cls = (uint8_t)cls;
     s->in_full = 0;
     s->start = start;
@@ -79,7 +79,7 @@ static bool slab_carve(hak_slab *s)
     }
     ((hak_block *)p)->next = s->free;
     s->free = first;
-    s->bump += n;
+    s->bump = (uint16_t)(s->bump + n);
     return true;
 }
 

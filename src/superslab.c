@@ -59,6 +59,7 @@ static hak_superslab *ss_map(void)
         return NULL;
     }
     ss->free_units = ALL_UNITS;   /* the rest of the header is zero from mmap */
+    for (unsigned u = 0; u < HAK_UNITS; u++) ss->head[u] = (uint8_t)u;
     return ss;
 }
 
@@ -117,6 +118,7 @@ static hak_superslab *release_units_locked(hak_slab *s)
     s->free = NULL;
     atomic_store_explicit(&s->owner_a, NULL, memory_order_relaxed);
     ss->free_units |= ((1u << s->span) - 1) << s->unit;
+    for (unsigned u = s->unit; u < s->unit + s->span; u++) ss->head[u] = (uint8_t)u;
     if (was == 0) ss_push(&ss_partial, ss);
     if (ss->free_units != ALL_UNITS) return NULL;
     ss_remove(&ss_partial, ss);

@@ -1,0 +1,126 @@
+/* unit_internals.c: unit tests of hakmem's internal pieces: size classes,
+ * the owned-range map, pointer-to-owner lookup, slab alignment, and the OS
+ * layer's failure path. Linked with the static library; sees src/. */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+static void test_size_classes(void)
+{
+    void *warm = hak_malloc(1);       /* start-up fills the class table */
+    hak_free(warm);
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        CHECK(_hak_class_size[c] % HAK_ALIGN == 0, "class %u size %u not 16-aligned", c, _hak_class_size[c]);
+        if (c) CHECK(_hak_class_size[c] > _hak_class_size[c - 1], "classes not increasing at %u", c);
+    }
+    CHECK(_hak_class_size[HAK_CLASSES - 1] == HAK_SMALL_MAX, "last class %u", _hak_class_size[HAK_CLASSES - 1]);
+    for (size_t n = 0; n <= HAK_SMALL_MAX; n++) {
+        unsigned c = _hak_class_of(n);
+        CHECK(c < HAK_CLASSES, "size %zu class %u", n, c);
+        CHECK(_hak_class_size[c] >= n, "size %zu in class of %u", n, _hak_class_size[c]);
+        CHECK(c == 0 || _hak_class_size[c - 1] < n, "size %zu not in the smallest class", n);
+        CHECK(hak_class_fast(n) == c, "fast lookup of %zu: %u != %u", n, hak_class_fast(n), c);
+        /* waste: at most 12.5% above 128 bytes, under 16 bytes below */
+        if (n > 128) CHECK((_hak_class_size[c] - n) * 8 <= n, "size %zu wastes too much", n);
+        else CHECK(_hak_class_size[c] - n <= 16, "size %zu wastes too much", n);
+    }
+}
+
+static void test_pagemap(void)
+{
+    /* foreign memory: stack, static data, glibc-independent mmap, NULL, top */
+    int local;
+    static int global;
+    void *m = mmap(NULL, 1 << 22, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED, "mmap");
+    const void *foreign[] = { &local, &global, m, (char *)m + (1 << 21), NULL, (void *)~(uintptr_t)0,
+                              (void *)((uintptr_t)1 << 47) };
+    for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
+        CHECK(hak_pagemap_get(foreign[i]) == 0, "foreign pointer %p mapped", foreign[i]);
+        CHECK(!hak_owns(foreign[i]), "foreign pointer %p owned", foreign[i]);
+    }
+    munmap(m, 1 << 22);
+
+    /* every byte of a small block maps to its SuperSlab, whose base masks */
+    char *p = hak_malloc(100);
+    uintptr_t v = hak_pagemap_get(p);
+    CHECK(v == ((uintptr_t)p & ~HAK_SS_MASK), "small block %p maps to %#lx", (void *)p, (unsigned long)v);
+    for (size_t i = 0; i < 100; i++) CHECK(hak_pagemap_get(p + i) == v, "byte %zu", i);
+    CHECK(hak_owns(p), "small block not owned");
+    CHECK(!hak_owns(p + 16), "interior pointer owned");
+    hak_slab *s = hak_slab_of((hak_superslab *)v, p);
+    CHECK(s->block_size == 112, "block size %u", s->block_size);
+    CHECK((char *)p >= s->start && (size_t)((char *)p - s->start) % s->block_size == 0, "block start");
+    hak_free(p);
+
+    /* a large block maps, tagged, over its whole mapping, and unmaps */
+    size_t big = 5u << 20;
+    char *q = hak_malloc(big);
+    v = hak_pagemap_get(q);
+    CHECK(v & HAK_MAP_LARGE, "large block untagged");
+    hak_large *h = (hak_large *)(v & ~HAK_MAP_LARGE);
+    CHECK((char *)h + h->offset == q, "large header");
+    CHECK(hak_pagemap_get(q + big - 1) == v, "large block's last byte");
+    CHECK(hak_owns(q) && !hak_owns(q + 4096), "large ownership");
+    hak_free(q);
+    CHECK(hak_pagemap_get(q) == 0, "freed large block still mapped");
+}
+
+static void test_alignment(void)
+{
+    for (size_t a = 16; a <= (1u << 21); a <<= 1) {
+        for (size_t n = 1; n <= 70000; n = n * 3 + 1) {
+            void *p = hak_aligned_alloc(a, n);
+            CHECK(p && (uintptr_t)p % a == 0, "aligned_alloc(%zu, %zu) = %p", a, n, p);
+            CHECK(hak_usable_size(p) >= n, "usable");
+            CHECK(hak_owns(p), "aligned block %p not owned", p);
+            memset(p, 0x5a, n);
+            hak_free(p);
+        }
+    }
+}
+
+static void test_os_failure(void)
+{
+    /* a large allocation whose mapping fails: NULL, ENOMEM, nothing broken */
+    atomic_store(&_hak_os_fail_maps, 1);
+    errno = 0;
+    void *p = hak_malloc(1 << 20);
+    CHECK(p == NULL && errno == ENOMEM, "failed mapping: %p errno %d", p, errno);
+    p = hak_malloc(1 << 20);
+    CHECK(p != NULL, "allocator unusable after a failed mapping");
+    hak_free(p);
+
+    /* slab memory that cannot be mapped: fill the pool first, then fail */
+    enum { N = 20000 };
+    void **v = hak_malloc(N * sizeof(void *));
+    atomic_store(&_hak_os_fail_maps, 1 << 20);
+    size_t got = 0;
+    for (; got < N; got++) {
+        v[got] = hak_malloc(16000);
+        if (v[got] == NULL) break;
+    }
+    CHECK(got < N && errno == ENOMEM, "mid-size allocations never failed (%zu)", got);
+    atomic_store(&_hak_os_fail_maps, 0);
+    for (size_t i = 0; i < got; i++) hak_free(v[i]);
+    hak_free(v);
+    p = hak_malloc(16000);
+    CHECK(p != NULL, "allocator unusable after failures");
+    hak_free(p);
+}
+
+int main(void)
+{
+    test_size_classes();
+    test_pagemap();
+    test_alignment();
+    test_os_failure();
+    printf("unit_internals: ok\n");
+    return 0;
+}
