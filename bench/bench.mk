@@ -1,0 +1,55 @@
+# bench/bench.mk: builds and runs the benchmarks (included by the top-level
+# Makefile, which provides CC and LINK_HAKMEM).
+#
+#   make benches        build every benchmark, both flavours, and the helper
+#   make NAME_hakmem    out/release/NAME_hakmem  (NAME.c linked with libhakmem)
+#   make NAME_system    out/release/NAME_system  (NAME.c on the system malloc;
+#                       peer allocators are preloaded into it)
+#   make bench          quick comparison of every allocator present (< 2 min)
+#   make bench-full     larger runs, 1, 2 and 4 threads (run by hand)
+#   make bench-instr    instructions per operation under callgrind
+#
+# BENCH_ARGS is passed to scripts/bench.sh, e.g. make bench BENCH_ARGS="--runs 5",
+# BENCH_INSTR_ARGS to scripts/bench-instr.sh.
+# See docs/BENCHMARKS.md.
+
+BENCH_NAMES  := larson bench_random_mixed bench_mid_large_mt bench_xthread bench_memory
+BENCH_DIR    := out/release
+BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -pthread
+BENCH_DEPS   := bench/bench_util.h bench/bench.mk
+BENCH_ARGS   ?=
+BENCH_INSTR_ARGS ?=
+
+BENCH_HAKMEM_BINS := $(patsubst %,$(BENCH_DIR)/%_hakmem,$(BENCH_NAMES))
+BENCH_SYSTEM_BINS := $(patsubst %,$(BENCH_DIR)/%_system,$(BENCH_NAMES))
+BENCH_RUNSTAT     := $(BENCH_DIR)/bench_runstat
+
+.PHONY: benches bench bench-full bench-instr \
+	$(addsuffix _hakmem,$(BENCH_NAMES)) $(addsuffix _system,$(BENCH_NAMES))
+
+$(BENCH_HAKMEM_BINS): $(BENCH_DIR)/%_hakmem: bench/%.c $(BENCH_DEPS) $(BENCH_DIR)/libhakmem.so
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(call LINK_HAKMEM,release)
+
+$(BENCH_SYSTEM_BINS): $(BENCH_DIR)/%_system: bench/%.c $(BENCH_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+$(BENCH_RUNSTAT): bench/runstat.c bench/bench.mk
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+# make NAME_hakmem / make NAME_system
+$(addsuffix _hakmem,$(BENCH_NAMES)): %_hakmem: $(BENCH_DIR)/%_hakmem
+$(addsuffix _system,$(BENCH_NAMES)): %_system: $(BENCH_DIR)/%_system
+
+benches: $(BENCH_HAKMEM_BINS) $(BENCH_SYSTEM_BINS) $(BENCH_RUNSTAT)
+
+bench: benches
+	bash scripts/bench.sh --quick $(BENCH_ARGS)
+
+bench-full: benches
+	bash scripts/bench.sh --full $(BENCH_ARGS)
+
+bench-instr: benches
+	bash scripts/bench-instr.sh $(BENCH_INSTR_ARGS)

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# bench.sh: runs every benchmark under every allocator present and compares.
+#
+#   scripts/bench.sh [--quick | --full] [--runs N] [--only BENCH,...]
+#                    [--allocators NAME,...] [--bin DIR] [--out DIR]
+#                    [--timeout SEC] [--no-install]
+#
+# Allocators: hakmem (the NAME_hakmem binaries), glibc (NAME_system), and
+# mimalloc, jemalloc, tcmalloc (Debian packages, preloaded into NAME_system).
+# Missing peers are skipped with a note saying how to install them.
+# Each benchmark case runs N times per allocator, interleaved (A B C D E,
+# A B C D E, ...) so noise hits every allocator alike; each run goes through
+# bench_runstat, which records the peak RSS from wait4.
+#
+# Writes to the output directory (default out/bench):
+#   runs.csv     one row per run
+#   results.csv  median/min/max of throughput and peak RSS, ratios to hakmem
+#   results.md   the tables, the machine, the commands (for the README)
+#   results.png  chart drawn by gnuplot (installs gnuplot-nox if missing)
+# and prints the Markdown table on stdout (progress goes to stderr).
+# Driven by `make bench` (--quick) and `make bench-full` (--full); see
+# docs/BENCHMARKS.md.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+MODE=quick
+RUNS=""
+ONLY=""
+WANT_ALLOCS=""
+BIN=out/release
+OUT=out/bench
+TIMEOUT=""
+INSTALL=1
+
+usage() {
+    sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) MODE=quick ;;
+        --full) MODE=full ;;
+        --runs) RUNS=${2:?}; shift ;;
+        --only) ONLY=${2:?}; shift ;;
+        --allocators) WANT_ALLOCS=${2:?}; shift ;;
+        --bin) BIN=${2:?}; shift ;;
+        --out) OUT=${2:?}; shift ;;
+        --timeout) TIMEOUT=${2:?}; shift ;;
+        --no-install) INSTALL=0 ;;
+        -h|--help) usage ;;
+        *) echo "bench.sh: unknown argument '$1'" >&2; usage ;;
+    esac
+    shift
+done
+
+# ---- benchmark cases --------------------------------------------------------
+# One line per case: BENCH|THREADS|ARGS. THREADS is what the table shows
+# (bench_xthread's argument is pairs: 1 pair = 2 threads).
+if [ "$MODE" = quick ]; then
+    : "${RUNS:=3}" "${TIMEOUT:=60}"
+    CASES="larson|4|1 8 128 1024 1 12345 4
+bench_random_mixed|1|20000000 8192 42
+bench_mid_large_mt|2|2 1000000 256 42
+bench_xthread|2|1 1000000 42
+bench_memory|1|128 42"
+else
+    : "${RUNS:=5}" "${TIMEOUT:=900}"
+    CASES="larson|1|10 8 128 1024 1 12345 1
+larson|2|10 8 128 1024 1 12345 2
+larson|4|10 8 128 1024 1 12345 4
+larson|42|1 5 1 1000 100 10000 42
+bench_random_mixed|1|100000000 8192 42
+bench_mid_large_mt|1|1 4000000 256 42
+bench_mid_large_mt|2|2 4000000 256 42
+bench_mid_large_mt|4|4 4000000 256 42
+bench_xthread|2|1 4000000 42
+bench_xthread|4|2 4000000 42
+bench_memory|1|1024 42"
+fi
+for v in "$RUNS" "$TIMEOUT"; do
+    case "$v" in ''|*[!0-9]*|0) echo "bench.sh: --runs and --timeout take a positive integer, not '$v'" >&2; exit 2 ;; esac
+done
+
+if [ -n "$ONLY" ]; then
+    CASES=$(printf '%s\n' "$CASES" | awk -F'|' -v only=",$ONLY," 'index(only, "," $1 ",")')
+    [ -n "$CASES" ] || { echo "bench.sh: --only '$ONLY' matches no benchmark" >&2; exit 2; }
+fi
+BENCHES=$(printf '%s\n' "$CASES" | cut -d'|' -f1 | awk '!seen[$0]++')
+
+# ---- allocators -------------------------------------------------------------
+. scripts/bench-lib.sh
+
+RUNSTAT=$BIN/bench_runstat
+for b in $BENCHES; do
+    if [ ! -x "$RUNSTAT" ] || [ ! -x "$BIN/${b}_system" ]; then
+        echo "bench.sh: benchmarks not built in $BIN; run 'make benches' first" >&2
+        exit 1
+    fi
+done
+
+find_allocators "$BIN" "$BENCHES" "$WANT_ALLOCS"
+[ ${#ALLOCS[@]} -gt 0 ] || { echo "bench.sh: no allocator selected" >&2; exit 2; }
+echo "bench.sh: $MODE mode, $RUNS run$( [ "$RUNS" = 1 ] || echo s) of each case, allocators: ${ALLOCS[*]}" >&2
+report_missing
+
+# ---- running ------------------------------------------------------------------
+mkdir -p "$OUT"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+RUNS_CSV=$OUT/runs.csv
+echo "case,bench,threads,args,allocator,run,status,ops_per_sec,peak_rss_kb,wall_sec,rss_grow_kb,rss_free_most_kb,rss_regrow_kb,rss_free_all_kb" >"$RUNS_CSV"
+
+# Reads the key=value words of a run's RESULT line (its stdout) and RUNSTAT
+# line (the stat file) into KV. Pure bash: forking tools for each of a few
+# hundred runs would add seconds to the quick mode.
+declare -A KV
+read_results() {
+    local line w
+    KV=()
+    for file in "$TMP/out" "$TMP/stat"; do
+        [ -f "$file" ] || continue
+        while IFS= read -r line; do
+            case "$line" in
+                "RESULT "*|"RUNSTAT "*)
+                    for w in $line; do
+                        [[ $w == *=* ]] && KV[${w%%=*}]=${w#*=}
+                    done ;;
+            esac
+        done <"$file"
+    done
+}
+
+ncases=$(printf '%s\n' "$CASES" | wc -l)
+total=$((ncases * RUNS * ${#ALLOCS[@]}))
+step=0
+failures=0
+start=$(date +%s)
+
+case_id=0
+while IFS='|' read -r bench threads args; do
+    for run in $(seq 1 "$RUNS"); do
+        for alloc in "${ALLOCS[@]}"; do
+            step=$((step + 1))
+            bin=$BIN/${bench}_${SUFFIX[$alloc]}
+            pre=()
+            [ -z "${PRELOAD[$alloc]}" ] || pre=(-p "${PRELOAD[$alloc]}")
+            rm -f "$TMP/stat"
+            set +e
+            # shellcheck disable=SC2086  # args are separate words on purpose
+            "$RUNSTAT" -t "$TIMEOUT" -o "$TMP/stat" "${pre[@]+"${pre[@]}"}" -- \
+                "$bin" $args >"$TMP/out" 2>"$TMP/err" </dev/null
+            rc=$?
+            set -e
+            read_results
+            err=$(<"$TMP/err")
+            status=ok
+            if [ "$rc" -ne 0 ] || [ -z "${KV[ops_per_sec]-}" ] || [ -z "${KV[maxrss_kb]-}" ]; then
+                status="fail($rc)"
+                [ "${KV[timed_out]-}" != 1 ] || status=timeout
+            elif [[ $err == *"cannot be preloaded"* ]]; then
+                status=nopreload   # ld.so ignored the peer: the run was glibc's
+            fi
+            if [ "$status" = ok ]; then
+                ops=${KV[ops_per_sec]-} rss=${KV[maxrss_kb]-}
+                m=$((ops / 10000)) r=$((rss * 10 / 1024))
+                shown=$(printf '%d.%02d M ops/s, peak RSS %d.%d MiB' \
+                    $((m / 100)) $((m % 100)) $((r / 10)) $((r % 10)))
+            else
+                ops="" rss="" shown=$status
+                failures=$((failures + 1))
+                {
+                    echo "  FAILED: $alloc: $bin $args ($status); stderr:"
+                    tail -n5 "$TMP/err" | sed 's/^/    /'
+                } >&2
+            fi
+            echo "$case_id,$bench,$threads,$args,$alloc,$run,$status,$ops,$rss,${KV[wall_sec]-},${KV[rss_grow_kb]-},${KV[rss_free_most_kb]-},${KV[rss_regrow_kb]-},${KV[rss_free_all_kb]-}" >>"$RUNS_CSV"
+            printf '[%3d/%d] %-18s %3s thr  %-8s run %d/%d: %s\n' "$step" "$total" \
+                "$bench" "$threads" "$alloc" "$run" "$RUNS" "$shown" >&2
+        done
+    done
+    case_id=$((case_id + 1))
+done <<<"$CASES"
+elapsed=$(( $(date +%s) - start ))
+
+# ---- summary and chart --------------------------------------------------------
+awk -F, -v allocs="${ALLOCS[*]}" -v out="$OUT" -f scripts/bench-summary.awk "$RUNS_CSV"
+
+# gnuplot draws the chart; installed on the spot if missing (as the issue asks).
+ensure_gnuplot() {
+    command -v gnuplot >/dev/null 2>&1 && return 0
+    [ "$INSTALL" = 1 ] || return 1
+    echo "bench.sh: gnuplot missing, installing gnuplot-nox" >&2
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+    { "${sudo[@]+"${sudo[@]}"}" apt-get install -y --no-install-recommends gnuplot-nox ||
+      { "${sudo[@]+"${sudo[@]}"}" apt-get update &&
+        "${sudo[@]+"${sudo[@]}"}" apt-get install -y --no-install-recommends gnuplot-nox; }
+    } >"$TMP/apt.log" 2>&1 || { tail -n3 "$TMP/apt.log" >&2; return 1; }
+    command -v gnuplot >/dev/null 2>&1
+}
+rm -f "$OUT/results.png"
+if ensure_gnuplot; then
+    bash scripts/bench-chart.sh "$OUT" "$RUNS" "${ALLOCS[@]}" ||
+        { echo "bench.sh: gnuplot failed, no chart" >&2; rm -f "$OUT/results.png"; }
+else
+    echo "bench.sh: gnuplot unavailable, no chart (sudo apt-get install gnuplot-nox)" >&2
+fi
+
+describe_alloc() {
+    case "$1" in
+        hakmem) echo "hakmem $(allocator_version hakmem) (linked: NAME_hakmem)" ;;
+        glibc) echo "glibc $(allocator_version glibc) (NAME_system)" ;;
+        *) echo "$1 $(allocator_version "$1") (NAME_system, LD_PRELOAD=${PRELOAD[$1]})" ;;
+    esac
+}
+if [ "$MODE" = quick ]; then MAKE_CMD="make bench"; else MAKE_CMD="make bench-full"; fi
+
+{
+    echo "### Benchmark results"
+    echo
+    echo "$MODE mode: \`$MAKE_CMD\` (scripts/bench.sh --$MODE), $RUNS run$( [ "$RUNS" = 1 ] || echo s) of"
+    echo "each benchmark under each allocator, interleaved; $(date -u '+%Y-%m-%d %H:%M UTC')."
+    echo
+    echo "Machine: $(machine_description)."
+    echo
+    echo "Allocators:"
+    for a in "${ALLOCS[@]}"; do echo "- $(describe_alloc "$a")"; done
+    echo
+    cat "$OUT/table.md"
+    echo
+    echo "Throughput is operations (mallocs + frees) per second, as each benchmark"
+    echo "reports it: higher is better. Peak RSS is the process's maximum resident"
+    echo "set size (wait4 rusage): lower is better. Each cell is the median of the"
+    echo "runs, with min and max beside it; \"vs hakmem\" divides an allocator's"
+    echo "median by hakmem's (above 1: more throughput, or more memory, than hakmem)."
+    if [ -s "$OUT/memory.md" ]; then
+        echo
+        echo "bench_memory, resident set size after each phase (median, MiB):"
+        echo
+        cat "$OUT/memory.md"
+    fi
+    echo
+    echo "Commands (in out/release; glibc and the peers run NAME_system instead):"
+    echo
+    printf '%s\n' "$CASES" | awk -F'|' '{ printf "- `%s_hakmem %s`\n", $1, $3 }'
+    if [ -f "$OUT/results.png" ]; then
+        echo
+        echo "![throughput and peak RSS per benchmark and allocator](results.png)"
+    fi
+} >"$OUT/results.md"
+
+cat "$OUT/table.md"
+if [ -s "$OUT/memory.md" ]; then echo; cat "$OUT/memory.md"; fi
+{
+    echo
+    echo "bench.sh: $total runs in ${elapsed}s, $failures failed; wrote $OUT/results.md, $OUT/results.csv, $OUT/runs.csv$( [ -f "$OUT/results.png" ] && echo ", $OUT/results.png")"
+} >&2
+[ "$failures" -eq 0 ]
