@@ -100,7 +100,7 @@ void *_hak_aligned_alloc(size_t alignment, size_t size)
 /* As glibc: an alignment that is not a power of two is rounded up to one. */
 void *_hak_memalign(size_t alignment, size_t size)
 {
-    if (alignment > ((size_t)1 << 62)) {
+    if (alignment > ((size_t)1 << 63)) {
         errno = EINVAL;
         return NULL;
     }

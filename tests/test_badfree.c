@@ -1,0 +1,188 @@
+/* test_badfree.c: frees hakmem must refuse. Each case runs in a forked
+ * child whose stderr is captured: it must die by SIGABRT with one line that
+ * names the pointer. Every build refuses pointers hakmem does not own and
+ * interior pointers into large blocks; the debug build also catches double
+ * frees (same thread, another thread, after other frees), interior pointers
+ * into slabs. The debug build's free-route trace (HAKMEM_FREE_ROUTE_TRACE=1)
+ * is checked by running this program again with the option set. */
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+typedef struct {
+    int status;
+    char err[4096];
+} child_result;
+
+static void *volatile bad_ptr;   /* what the child frees; named in the message */
+
+/* Runs fn in a child with stderr captured. */
+static child_result run_child(void (*fn)(void))
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        signal(SIGABRT, SIG_DFL);
+        alarm(20);
+        fn();
+        _exit(0);   /* survived: the parent reports it */
+    }
+    close(fds[1]);
+    child_result r = { 0, "" };
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fds[0], r.err + len, sizeof(r.err) - 1 - len)) > 0) len += (size_t)n;
+    r.err[len] = '\0';
+    close(fds[0]);
+    CHECK(waitpid(pid, &r.status, 0) == pid, "waitpid");
+    return r;
+}
+
+/* The child died by SIGABRT and said `what` and the pointer, in one line. */
+static void expect_abort(const char *name, void (*fn)(void), const char *what)
+{
+    child_result r = run_child(fn);
+    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT,
+          "%s: child was not aborted (status %#x), stderr: %s", name, r.status, r.err);
+    char addr[32];
+    snprintf(addr, sizeof(addr), "%#lx", (unsigned long)t_addr(bad_ptr));
+    CHECK(strstr(r.err, what) != NULL, "%s: stderr lacks \"%s\": %s", name, what, r.err);
+    CHECK(strstr(r.err, addr) != NULL, "%s: stderr lacks the pointer %s: %s", name, addr, r.err);
+    CHECK(strchr(r.err, '\n') == r.err + strlen(r.err) - 1, "%s: not one line: %s", name, r.err);
+    printf("%s: refused: %s", name, r.err);
+}
+
+static char static_array[256];
+
+static void free_stack(void)
+{
+    char local[64];
+    bad_ptr = t_hide(local + 16);
+    free(bad_ptr);
+}
+
+static void free_static(void)
+{
+    bad_ptr = t_hide(static_array + 32);
+    free(bad_ptr);
+}
+
+static void free_mmap(void)
+{
+    char *m = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    bad_ptr = t_hide(m + 4096);
+    free(bad_ptr);
+}
+
+static void free_large_interior(void)
+{
+    char *p = malloc(t_size(1 << 20));
+    bad_ptr = t_hide(p + 4096);
+    free(bad_ptr);
+}
+
+static void realloc_foreign(void)
+{
+    char local[64];
+    bad_ptr = t_hide(local);
+    void *q = realloc(bad_ptr, 100);
+    (void)t_hide(q);
+}
+
+static void double_free_small(void)
+{
+    void *p = malloc(t_size(48));
+    void *keep = malloc(t_size(48));   /* the slab stays in use */
+    free(p);
+    bad_ptr = p;
+    free(t_hide(p));
+    free(keep);
+}
+
+/* the first freed block is no longer the most recent free */
+static void double_free_later(void)
+{
+    void *p = malloc(t_size(48)), *q = malloc(t_size(48)), *r = malloc(t_size(48));
+    void *keep = malloc(t_size(48));
+    free(t_hide(p));
+    free(t_hide(q));
+    free(t_hide(r));
+    bad_ptr = p;
+    free(t_hide(p));
+    free(keep);
+}
+
+static void *free_in_thread(void *p)
+{
+    free(p);
+    return NULL;
+}
+
+static void double_free_remote(void)
+{
+    void *p = malloc(t_size(200));
+    void *keep = malloc(t_size(200));
+    free(p);
+    bad_ptr = p;
+    t_thread t;
+    t_thread_start(&t, free_in_thread, t_hide(p));
+    t_thread_join(&t);
+    free(keep);
+}
+
+static void free_interior_small(void)
+{
+    char *p = malloc(t_size(64));
+    bad_ptr = t_hide(p + 16);
+    free(bad_ptr);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "trace") == 0) {   /* the route-trace child */
+        void *p = malloc(t_size(40));
+        free(t_hide(p));
+        return 0;
+    }
+    test_init("test_badfree");
+    expect_abort("stack pointer", free_stack, "invalid pointer");
+    expect_abort("static array", free_static, "invalid pointer");
+    expect_abort("foreign mmap", free_mmap, "invalid pointer");
+    expect_abort("large interior", free_large_interior, "invalid pointer");
+    expect_abort("realloc foreign", realloc_foreign, "invalid pointer");
+    if (t_debug) {
+        expect_abort("double free", double_free_small, "double free");
+        expect_abort("double free after other frees", double_free_later, "double free");
+        expect_abort("double free, other thread", double_free_remote, "double free");
+        expect_abort("interior small", free_interior_small, "interior pointer");
+
+        /* route trace: the option is read at start-up, so run a new process */
+        int fds[2];
+        CHECK(pipe(fds) == 0, "pipe");
+        pid_t pid = fork();
+        CHECK(pid >= 0, "fork");
+        if (pid == 0) {
+            dup2(fds[1], 2);
+            setenv("HAKMEM_FREE_ROUTE_TRACE", "1", 1);
+            execl("/proc/self/exe", argv[0], "trace", (char *)NULL);
+            _exit(127);
+        }
+        close(fds[1]);
+        static char buf[1 << 16];
+        size_t len = 0;
+        ssize_t n;
+        while ((n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0) len += (size_t)n;
+        buf[len] = '\0';
+        int st;
+        CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "trace child status %#x", st);
+        CHECK(strstr(buf, "-> local") != NULL, "no free route trace in: %.300s", buf);
+    }
+    printf("test_badfree: ok\n");
+    return 0;
+}
