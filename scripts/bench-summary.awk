@@ -71,7 +71,7 @@ END {
     csv = out "/results.csv"; md = out "/table.md"; mem = out "/memory.md"
     dat = out "/chart.dat"; titles = out "/chart.titles"
     print "bench,threads,args,allocator,runs,ok_runs,ops_per_sec_median,ops_per_sec_min,ops_per_sec_max,ops_vs_hakmem,peak_rss_kb_median,peak_rss_kb_min,peak_rss_kb_max,rss_vs_hakmem" > csv
-    print "| benchmark | threads | allocator | M ops/s median | min | max | vs hakmem | peak RSS MiB median | min | max | vs hakmem |" > md
+    print "| benchmark (arguments) | threads | allocator | M ops/s median | min | max | vs hakmem | peak RSS MiB median | min | max | vs hakmem |" > md
     print "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|" > md
     printf "" > dat; printf "" > titles
     nmem = 0
@@ -99,11 +99,11 @@ END {
             printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s,%s,%s,%s,%s\n", bench[c], threads[c], args[c], a,
                 nruns[k], ok, om, oi, ox, ratio(om, base_ops), rm, ri, rx, ratio(rm, base_rss) > csv
             if (ok > 0)
-                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bench[c], threads[c], a,
+                printf "| %s `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bench[c], args[c], threads[c], a,
                     mops(om), mops(oi), mops(ox), ratio(om, base_ops),
                     mib(rm), mib(ri), mib(rx), ratio(rm, base_rss) > md
             else
-                printf "| %s | %s | %s | failed | | | | | | | |\n", bench[c], threads[c], a > md
+                printf "| %s `%s` | %s | %s | failed | | | | | | | |\n", bench[c], args[c], threads[c], a > md
             if (ok > 0)
                 printf "%d %s %.4f %.4f %.4f %.2f %.2f %.2f %d\n", ai - 1, a,
                     om / 1e6, oi / 1e6, ox / 1e6, rm / 1024, ri / 1024, rx / 1024, color[a] + 0 > dat

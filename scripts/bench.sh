@@ -71,6 +71,7 @@ else
 larson|2|10 8 128 1024 1 12345 2
 larson|4|10 8 128 1024 1 12345 4
 larson|42|1 5 1 1000 100 10000 42
+bench_random_mixed|1|2000000 8192 42
 bench_random_mixed|1|100000000 8192 42
 bench_mid_large_mt|1|1 4000000 256 42
 bench_mid_large_mt|2|2 4000000 256 42
