@@ -43,6 +43,10 @@ HAKMEM_EXPORT size_t hak_usable_size(const void *p);
  * Never faults, whatever p is. */
 HAKMEM_EXPORT int hak_owns(const void *p);
 
+/* Give every free page hakmem holds back to the OS now, as malloc_trim(0)
+ * does; 1 if anything was released. */
+HAKMEM_EXPORT int hak_trim(void);
+
 /* Number of blocks handed out and not yet freed, over the whole process.
  * Counted only in builds with statistics (the debug build); -1 otherwise. */
 HAKMEM_EXPORT long long hak_live_blocks(void);

@@ -12,7 +12,7 @@
 
 static HAK_NOINLINE void *malloc_slow(size_t size)
 {
-    if (size > HAK_SMALL_MAX) return _hak_large_alloc(size, 0);
+    if (size > HAK_SMALL_MAX) return _hak_large_alloc(size, 0, false);
     hak_heap *heap = _hak_tl_heap;
     if (heap->is_empty_heap) {
         heap = _hak_heap_init_thread();
@@ -52,9 +52,9 @@ void *_hak_calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    if (bytes > HAK_SMALL_MAX) return _hak_large_alloc(bytes, 0, true);
     void *p = _hak_malloc(bytes);
-    /* large blocks are fresh mappings, already zero */
-    if (p && bytes <= HAK_SMALL_MAX) memset(p, 0, bytes);
+    if (p) memset(p, 0, bytes);
     return p;
 }
 
@@ -72,7 +72,7 @@ static void *alloc_aligned(size_t a, size_t size)
         size_t n = hak_align_up(size ? size : 1, a);
         if (n <= HAK_SMALL_MAX) return _hak_malloc(n);
     }
-    return _hak_large_alloc(size, a);
+    return _hak_large_alloc(size, a, false);
 }
 
 static bool is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
@@ -190,6 +190,11 @@ int hak_owns(const void *p)
     if (s->block_size == 0 || (char *)p < s->start) return 0;
     size_t off = (size_t)((char *)p - s->start);
     return off % s->block_size == 0 && off / s->block_size < s->capacity;
+}
+
+int hak_trim(void)
+{
+    return _hak_trim();
 }
 
 long long hak_live_blocks(void)

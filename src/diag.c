@@ -123,6 +123,20 @@ void _hak_warn_bad_option(const char *name, const char *value, long min, long ma
     emit(&l);
 }
 
+void _hak_warn_bad_word(const char *name, const char *value, const char *accepted, const char *def)
+{
+    line_buf l = { .len = 0 };
+    put_str(&l, "hakmem: HAKMEM_");
+    put_str(&l, name);
+    put_str(&l, "=\"");
+    put_str(&l, value);
+    put_str(&l, "\" is not one of ");
+    put_str(&l, accepted);
+    put_str(&l, "; using the default, ");
+    put_str(&l, def);
+    emit(&l);
+}
+
 void _hak_trace_free(const char *route, const void *p)
 {
     line_buf l = { .len = 0 };
@@ -254,6 +268,7 @@ size_t _hak_glibc_usable_size(void *p)
 /* ---- debug build: exact double and interior free detection ---------------- */
 #if HAK_DEBUG
 _Atomic long long _hak_live_blocks;
+HAK_TLS bool _hak_dbg_internal_alloc;
 
 static _Atomic uint64_t *out_word(hak_slab *s, size_t index)
 {
@@ -266,7 +281,7 @@ void _hak_debug_on_alloc(hak_slab *s, void *p)
     uint64_t bit = (uint64_t)1 << (index % 64);
     uint64_t was = atomic_fetch_or(out_word(s, index), bit);
     hak_assert(!(was & bit));
-    atomic_fetch_add_explicit(&_hak_live_blocks, 1, memory_order_relaxed);
+    hak_dbg_count(1);
 }
 
 void _hak_debug_on_free(hak_slab *s, void *p)
@@ -279,6 +294,6 @@ void _hak_debug_on_free(hak_slab *s, void *p)
     uint64_t bit = (uint64_t)1 << ((off / bs) % 64);
     uint64_t was = atomic_fetch_and(out_word(s, off / bs), ~bit);
     if (!(was & bit)) _hak_fatal_block("free(): double free", p, bs);
-    atomic_fetch_sub_explicit(&_hak_live_blocks, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&_hak_live_blocks, 1, memory_order_relaxed);   /* every free counts */
 }
 #endif

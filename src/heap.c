@@ -11,9 +11,9 @@
  * for the next thread. This is what lets another thread hand a block to a
  * heap without fearing that the heap is gone.
  *
- * Locks, always taken in this order: heap_lock (free heaps, metadata), then
- * the pool's lock. fork holds both, so the child starts with them free and
- * consistent.
+ * Locks, always taken in this order: heap_lock (free heaps, metadata), the
+ * pool's lock, the large-block cache's lock. fork holds all three, so the
+ * child starts with them free and consistent.
  */
 #include <pthread.h>
 
@@ -51,10 +51,12 @@ static void fork_prepare(void)
 {
     pthread_mutex_lock(&heap_lock);
     _hak_pool_lock();
+    _hak_large_lock();
 }
 
 static void fork_parent(void)
 {
+    _hak_large_unlock();
     _hak_pool_unlock();
     pthread_mutex_unlock(&heap_lock);
 }
@@ -64,8 +66,10 @@ static void fork_parent(void)
  * blocks can still be freed, through the remote path. */
 static void fork_child(void)
 {
+    _hak_large_after_fork_child();
     _hak_pool_after_fork_child();
     pthread_mutex_init(&heap_lock, NULL);
+    _hak_purge_after_fork_child();
 }
 
 /* pthread_atfork may allocate, so it is called here, once malloc works. */
@@ -144,6 +148,30 @@ static void thread_done(void *arg)
     heap->next_free = free_heaps;
     free_heaps = heap;
     pthread_mutex_unlock(&heap_lock);
+}
+
+/* malloc_trim: the thread's empty slabs (kept as its current ones) go back
+ * to the pool. Returns the bytes given back. */
+size_t _hak_heap_trim_thread(hak_heap *heap)
+{
+    size_t bytes = 0;
+    if (heap->is_empty_heap) return 0;
+    _hak_heap_drain_delayed(heap);
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        hak_slab *s = heap->partial[c].first;
+        while (s) {
+            hak_slab *next = s->next;
+            if (s->free == NULL) _hak_slab_collect_remote(s);
+            if (s->used == 0) {
+                if (heap->cur[c] == s) heap->cur[c] = &_hak_slab_empty;
+                _hak_slab_list_remove(&heap->partial[c], s);
+                bytes += (size_t)s->span * HAK_UNIT_SIZE;
+                _hak_pool_return_slab(s);
+            }
+            s = next;
+        }
+    }
+    return bytes;
 }
 
 /* Forward blocks that reached heaps of exited threads after they left. */

@@ -104,8 +104,9 @@ _Static_assert(sizeof(hak_slab) == 64, "a slab descriptor is one cache line");
 /* Header at the base of every SuperSlab, in its first page(s). */
 typedef struct hak_superslab {
     uint32_t free_units;                 /* bitmap of units not in any slab (pool lock) */
-    uint32_t _pad;
+    uint32_t dirty_units;                /* free units whose pages may be resident (pool lock) */
     struct hak_superslab *next, *prev;   /* pool's partial or empty list (pool lock) */
+    uint64_t freed_ms[HAK_UNITS];        /* when each dirty unit was freed (pool lock) */
     uint8_t head[HAK_UNITS];             /* unit -> first unit of the slab covering it */
     hak_slab slabs[HAK_UNITS];
 #if HAK_DEBUG
@@ -130,9 +131,9 @@ static inline hak_superslab *hak_ss_of_slab(const hak_slab *s)
 /* Header at the base of a large block's mapping. */
 typedef struct hak_large {
     size_t map_size;                     /* bytes mapped, a multiple of HAK_SS_SIZE */
-    size_t offset;                       /* user pointer - base */
+    size_t offset;                       /* user pointer - base; 0 while cached */
     size_t usable;                       /* bytes usable from the user pointer */
-    size_t _pad;
+    size_t dirty_end;                    /* bytes from base the user may have written */
 } hak_large;
 
 /* ------------------------------------------------------------------------
@@ -158,6 +159,8 @@ typedef struct hak_heap {
 void *_hak_os_map(size_t size);
 void *_hak_os_map_aligned(size_t size, size_t align);
 int   _hak_os_unmap(void *p, size_t size);
+int   _hak_os_decommit(void *p, size_t size);
+void  _hak_os_huge_pages(void *p, size_t size, bool want);
 void *_hak_os_remap_fixed(void *old, size_t old_size, size_t new_size, void *dest);
 bool  _hak_os_grow_in_place(void *p, size_t old_size, size_t new_size);
 extern _Atomic int _hak_os_fail_maps;   /* tests: make the next N mappings fail */
@@ -200,6 +203,9 @@ static inline unsigned hak_class_span(unsigned cls)
 /* superslab.c: SuperSlabs and the shared pool of slabs. */
 hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls);
 void  _hak_pool_return_slab(hak_slab *s);
+uint64_t _hak_pool_purge(uint64_t now, uint64_t delay_ms);
+size_t _hak_pool_trim(void);
+size_t _hak_pool_dirty_bytes(void);
 void  _hak_pool_abandon_slab(hak_slab *s);
 void  _hak_pool_lock(void);
 void  _hak_pool_unlock(void);
@@ -220,6 +226,7 @@ extern hak_slab _hak_slab_empty;
 extern HAK_TLS hak_heap *_hak_tl_heap;
 hak_heap *_hak_heap_init_thread(void);     /* NULL if out of memory */
 void  _hak_heap_sweep_unowned(void);
+size_t _hak_heap_trim_thread(hak_heap *heap);
 
 /* alloc.c / free.c: the front end. override.c calls these hidden names, so
  * that malloc is one direct jump into hakmem; the public hak_ names are
@@ -238,17 +245,36 @@ size_t _hak_usable_size(const void *p);
 #define HAK_PUBLIC_ALIAS(pub, internal) \
     extern __typeof(internal) pub __attribute__((alias(#internal), visibility("default")))
 
+/* purge.c: when free memory goes back to the OS. */
+uint64_t _hak_now_ms(void);
+uint64_t _hak_purge_delay_ms(void);
+void  _hak_purge_note_reuse(uint64_t idle_ms);
+void  _hak_purge_after_free(void);
+void  _hak_purge_after_fork_child(void);
+int   _hak_trim(void);
+
 /* large.c */
-void  *_hak_large_alloc(size_t size, size_t align);
+void  *_hak_large_alloc(size_t size, size_t align, bool zero);
+uint64_t _hak_large_cache_purge(uint64_t now, uint64_t delay_ms);
+size_t _hak_large_cache_bytes(void);
+void   _hak_large_lock(void);
+void   _hak_large_unlock(void);
+void   _hak_large_after_fork_child(void);
 void   _hak_large_free(hak_large *h, void *p);
 void  *_hak_large_realloc(hak_large *h, void *p, size_t size);
 size_t _hak_large_usable(hak_large *h, const void *p);
 bool   _hak_large_valid(hak_large *h, const void *p);
 
 /* options.c */
-typedef struct hak_options {
-    long ss_retain;            /* HAKMEM_SS_RETAIN: empty SuperSlabs kept mapped */
-    long free_route_trace;     /* HAKMEM_FREE_ROUTE_TRACE (debug builds) */
+enum { HAK_POLICY_ADAPTIVE, HAK_POLICY_EAGER, HAK_POLICY_LAZY };
+enum { HAK_THP_AUTO, HAK_THP_ALWAYS, HAK_THP_NEVER };
+typedef struct hak_options {   /* see the table in options.c */
+    long free_policy;          /* HAK_POLICY_* */
+    long rss_budget_kb;
+    long large_cache_kb;
+    long thp;                  /* HAK_THP_* */
+    long ss_retain;
+    long free_route_trace;
 } hak_options;
 extern hak_options _hak_opt;
 void _hak_options_init(void);
@@ -259,12 +285,14 @@ HAK_COLD void _hak_fatal_block(const char *what, const void *p, size_t block_siz
 HAK_COLD void _hak_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
 HAK_COLD void _hak_warn(const char *a, const char *b, const char *c, const char *d);
 HAK_COLD void _hak_warn_bad_option(const char *name, const char *value, long min, long max, long def);
+HAK_COLD void _hak_warn_bad_word(const char *name, const char *value, const char *accepted, const char *def);
 void _hak_trace_free(const char *route, const void *p);
 void _hak_glibc_free(void *p);             /* foreign-free path: glibc block or abort */
 bool _hak_glibc_owns(const void *p);
 size_t _hak_glibc_usable_size(void *p);
 #if HAK_DEBUG
 extern _Atomic long long _hak_live_blocks;
+extern HAK_TLS bool _hak_dbg_internal_alloc;
 void _hak_debug_on_alloc(hak_slab *s, void *p);
 void _hak_debug_on_free(hak_slab *s, void *p);
 #endif
@@ -299,9 +327,21 @@ static inline void hak_dbg_free(hak_slab *s, void *p)
 static inline void hak_dbg_count(long long delta)
 {
 #if HAK_DEBUG
-    atomic_fetch_add_explicit(&_hak_live_blocks, delta, memory_order_relaxed);
+    if (!_hak_dbg_internal_alloc)
+        atomic_fetch_add_explicit(&_hak_live_blocks, delta, memory_order_relaxed);
 #else
     (void)delta;
+#endif
+}
+
+/* Blocks glibc takes for hakmem's own purposes (the purge thread's) are not
+ * the program's: the debug build leaves them out of the live count. */
+static inline void hak_dbg_internal(bool on)
+{
+#if HAK_DEBUG
+    _hak_dbg_internal_alloc = on;
+#else
+    (void)on;
 #endif
 }
 

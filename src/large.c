@@ -1,4 +1,5 @@
-/* large.c: blocks above the slab range (> 32 KiB), each in its own mapping.
+/* large.c: blocks above the slab range (> 32 KiB), each in its own mapping,
+ * and the cache of recently freed large mappings.
  *
  * A large mapping is 2 MiB aligned and a whole number of 2 MiB chunks, like
  * a SuperSlab, so the owned-range map can name it exactly. Its header
@@ -7,24 +8,148 @@
  * memory, so the rounding costs address space, not RSS. realloc grows in
  * place when the mapping has room or the kernel can extend it, and otherwise
  * moves the pages with mremap: nothing is copied.
+ *
+ * The cache keeps freed mappings (at most HAKMEM_LARGE_CACHE_KB in all) for
+ * new large requests: the smallest that fits is taken and its surplus
+ * chunks unmapped. The purge passes (purge.c) unmap entries left unused past
+ * the purge delay. A cached mapping stays in the owned-range map with offset
+ * 0, which no user pointer can match: a free of a stale pointer into it is
+ * refused.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <string.h>
 
 #include "internal.h"
 
 #define LARGE_OFFSET 64
+#define CACHE_SLOTS  64
+
+typedef struct {
+    hak_large *h;
+    uint64_t freed_ms;
+} cache_entry;
+
+static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
+static cache_entry cache[CACHE_SLOTS];   /* cache[0..cache_n) (large_lock) */
+static unsigned cache_n;
+static size_t cache_bytes;
+
+void _hak_large_lock(void) { pthread_mutex_lock(&large_lock); }
+void _hak_large_unlock(void) { pthread_mutex_unlock(&large_lock); }
+void _hak_large_after_fork_child(void) { pthread_mutex_init(&large_lock, NULL); }
 
 static size_t map_align(size_t offset)
 {
     return offset > HAK_SS_SIZE ? offset : HAK_SS_SIZE;
 }
 
+/* dirty_end keeps the high-water mark of what the user could have written,
+ * so a calloc that reuses the mapping zeroes exactly that. */
 static void set_usable(hak_large *h, size_t size)
 {
     h->usable = hak_align_up(h->offset + size, HAK_PAGE) - h->offset;
+    if (h->offset + h->usable > h->dirty_end) h->dirty_end = h->offset + h->usable;
+    if (h->dirty_end > h->map_size) h->dirty_end = h->map_size;
 }
 
-void *_hak_large_alloc(size_t size, size_t align)
+static void unmap_large(hak_large *h, size_t map)
+{
+    _hak_pagemap_clear(h, map);
+    _hak_os_unmap(h, map);
+}
+
+/* ---- the cache ---------------------------------------------------------- */
+
+static hak_large *cache_remove_locked(unsigned i)
+{
+    hak_large *h = cache[i].h;
+    cache_bytes -= h->map_size;
+    cache[i] = cache[--cache_n];
+    return h;
+}
+
+/* The smallest cached mapping of at least map bytes, cut down to map. */
+static hak_large *cache_take(size_t map)
+{
+    _hak_large_lock();
+    unsigned best = CACHE_SLOTS;
+    for (unsigned i = 0; i < cache_n; i++)
+        if (cache[i].h->map_size >= map && (best == CACHE_SLOTS || cache[i].h->map_size < cache[best].h->map_size))
+            best = i;
+    hak_large *h = NULL;
+    uint64_t freed = 0;
+    if (best != CACHE_SLOTS) {
+        freed = cache[best].freed_ms;
+        h = cache_remove_locked(best);
+    }
+    _hak_large_unlock();
+    if (h == NULL) return NULL;
+    _hak_purge_note_reuse(_hak_now_ms() - freed);
+    if (h->map_size > map) {
+        unmap_large((hak_large *)((char *)h + map), h->map_size - map);
+        h->map_size = map;
+        if (h->dirty_end > map) h->dirty_end = map;
+    }
+    return h;
+}
+
+/* Keep a freed mapping for reuse if the cache has room (making room by
+ * dropping the oldest); otherwise unmap it. */
+static void cache_put(hak_large *h)
+{
+    size_t limit = (size_t)_hak_opt.large_cache_kb * 1024;
+    if (_hak_opt.free_policy == HAK_POLICY_EAGER || h->map_size > limit) {
+        unmap_large(h, h->map_size);
+        return;
+    }
+    h->offset = 0;
+    hak_large *evicted[CACHE_SLOTS];
+    unsigned n_evicted = 0;
+    _hak_large_lock();
+    while (cache_n > 0 && (cache_n == CACHE_SLOTS || cache_bytes + h->map_size > limit)) {
+        unsigned oldest = 0;
+        for (unsigned i = 1; i < cache_n; i++)
+            if (cache[i].freed_ms < cache[oldest].freed_ms) oldest = i;
+        evicted[n_evicted++] = cache_remove_locked(oldest);
+    }
+    cache[cache_n++] = (cache_entry){ h, _hak_now_ms() };
+    cache_bytes += h->map_size;
+    _hak_large_unlock();
+    for (unsigned i = 0; i < n_evicted; i++) unmap_large(evicted[i], evicted[i]->map_size);
+    _hak_purge_after_free();
+}
+
+/* Unmap cached mappings unused for delay_ms or more; returns when the next
+ * one is due (UINT64_MAX if the cache is empty). */
+uint64_t _hak_large_cache_purge(uint64_t now, uint64_t delay_ms)
+{
+    hak_large *dropped[CACHE_SLOTS];
+    unsigned n = 0;
+    uint64_t next = UINT64_MAX;
+    _hak_large_lock();
+    for (unsigned i = 0; i < cache_n;) {
+        if (now - cache[i].freed_ms >= delay_ms || now < cache[i].freed_ms) {
+            dropped[n++] = cache_remove_locked(i);
+            continue;
+        }
+        if (cache[i].freed_ms + delay_ms < next) next = cache[i].freed_ms + delay_ms;
+        i++;
+    }
+    _hak_large_unlock();
+    for (unsigned i = 0; i < n; i++) unmap_large(dropped[i], dropped[i]->map_size);
+    return next;
+}
+
+size_t _hak_large_cache_bytes(void)
+{
+    return __atomic_load_n(&cache_bytes, __ATOMIC_RELAXED);
+}
+
+/* ---- large blocks --------------------------------------------------------- */
+
+/* zero: the caller needs the block zeroed (calloc); fresh mappings are. */
+void *_hak_large_alloc(size_t size, size_t align, bool zero)
 {
     if (size > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) {
         errno = ENOMEM;
@@ -33,14 +158,23 @@ void *_hak_large_alloc(size_t size, size_t align)
     size_t offset = align > LARGE_OFFSET ? align : LARGE_OFFSET;
     if (size == 0) size = 1;   /* the block must lie inside its mapping */
     size_t map = hak_align_up(offset + size, HAK_SS_SIZE);
-    hak_large *h = _hak_os_map_aligned(map, map_align(offset));
-    if (h == NULL) return NULL;
-    if (!_hak_pagemap_set(h, map, (uintptr_t)h | HAK_MAP_LARGE)) {
-        _hak_os_unmap(h, map);
-        errno = ENOMEM;
-        return NULL;
+    hak_large *h = map_align(offset) == HAK_SS_SIZE ? cache_take(map) : NULL;
+    if (h) {
+        if (zero && h->dirty_end > offset) {
+            size_t dirty = h->dirty_end - offset;
+            memset((char *)h + offset, 0, dirty < size ? dirty : size);
+        }
+    } else {
+        h = _hak_os_map_aligned(map, map_align(offset));
+        if (h == NULL) return NULL;
+        if (!_hak_pagemap_set(h, map, (uintptr_t)h | HAK_MAP_LARGE)) {
+            _hak_os_unmap(h, map);
+            errno = ENOMEM;
+            return NULL;
+        }
+        h->map_size = map;
+        h->dirty_end = 0;
     }
-    h->map_size = map;
     h->offset = offset;
     set_usable(h, size);
     hak_dbg_count(1);
@@ -49,7 +183,7 @@ void *_hak_large_alloc(size_t size, size_t align)
 
 bool _hak_large_valid(hak_large *h, const void *p)
 {
-    return (const char *)h + h->offset == (const char *)p;
+    return h->offset != 0 && (const char *)h + h->offset == (const char *)p;
 }
 
 size_t _hak_large_usable(hak_large *h, const void *p)
@@ -59,9 +193,8 @@ size_t _hak_large_usable(hak_large *h, const void *p)
 
 void _hak_large_free(hak_large *h, void *p)
 {
-    size_t map = h->map_size;
-    _hak_pagemap_clear(h, map);
-    _hak_os_unmap(h, map);
+    (void)p;
+    cache_put(h);
 }
 
 void *_hak_large_realloc(hak_large *h, void *p, size_t size)
@@ -70,8 +203,7 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
     size_t new_map = hak_align_up(h->offset + size, HAK_SS_SIZE);
     if (new_map <= old_map) {
         if (new_map < old_map) {         /* give back whole chunks at the end */
-            _hak_pagemap_clear((char *)h + new_map, old_map - new_map);
-            _hak_os_unmap((char *)h + new_map, old_map - new_map);
+            unmap_large((hak_large *)((char *)h + new_map), old_map - new_map);
             h->map_size = new_map;
         }
         set_usable(h, size);

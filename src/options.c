@@ -1,9 +1,11 @@
 /* options.c: hakmem's HAKMEM_* environment options.
  *
  * One table: each option's name (the variable is HAKMEM_ + name), default,
- * range and one-line description. The environment is read once, at process
- * start, straight from `environ` (no allocation). A bad value or an unknown
- * HAKMEM_ variable gets one line on stderr and changes nothing.
+ * range or accepted words, and one-line description. The environment is read
+ * once, at process start, straight from `environ` (no allocation). A bad
+ * value or an unknown HAKMEM_ variable gets one line on stderr and changes
+ * nothing. README.md lists the same table; tests/test_options checks that
+ * the two agree.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,25 +20,63 @@ typedef struct {
     const char *name;
     long *value;
     long def, min, max;
+    const char *const *words;   /* word-valued option: the value is the word's index */
     const char *doc;
 } option_desc;
 
+static const char *const policy_words[] = { "adaptive", "eager", "lazy", NULL };
+static const char *const thp_words[] = { "auto", "always", "never", NULL };
+
 static const option_desc options[] = {
-    { "SS_RETAIN", &_hak_opt.ss_retain, 4, 0, 1 << 20,
+    { "FREE_POLICY", &_hak_opt.free_policy, HAK_POLICY_ADAPTIVE, 0, 2, policy_words,
+      "when free memory goes back to the OS: adaptive (after the observed reuse interval), eager (at once), lazy (after 10 s)" },
+    { "RSS_BUDGET_KB", &_hak_opt.rss_budget_kb, 0, 0, 1L << 40, NULL,
+      "soft cap on free memory kept resident, in KiB; 0 = no cap" },
+    { "LARGE_CACHE_KB", &_hak_opt.large_cache_kb, 65536, 0, 1L << 40, NULL,
+      "freed large blocks kept mapped for reuse, in KiB" },
+    { "THP", &_hak_opt.thp, HAK_THP_AUTO, 0, 2, thp_words,
+      "transparent huge pages for SuperSlabs: auto (once the heap is busy), always, never" },
+    { "SS_RETAIN", &_hak_opt.ss_retain, 4, 0, 1 << 20, NULL,
       "wholly empty SuperSlabs (2 MiB each) kept mapped for reuse" },
-    { "FREE_ROUTE_TRACE", &_hak_opt.free_route_trace, 0, 0, 1,
+    { "FREE_ROUTE_TRACE", &_hak_opt.free_route_trace, 0, 0, 1, NULL,
       "debug builds: print where each free is routed" },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static bool parse_long(const char *s, long *out)
+static bool parse_value(const option_desc *o, const char *s, long *out)
 {
+    if (o->words) {
+        for (long i = 0; o->words[i]; i++)
+            if (strcmp(o->words[i], s) == 0) {
+                *out = i;
+                return true;
+            }
+        return false;
+    }
     char *end;
     if (*s == '\0') return false;
     long v = strtol(s, &end, 10);
-    if (*end != '\0') return false;
+    if (*end != '\0' || v < o->min || v > o->max) return false;
     *out = v;
     return true;
+}
+
+static void bad_value(const option_desc *o, const char *value)
+{
+    if (o->words == NULL) {
+        _hak_warn_bad_option(o->name, value, o->min, o->max, o->def);
+        return;
+    }
+    char accepted[96] = "";
+    size_t n = 0;
+    for (long i = 0; o->words[i] && n + 16 < sizeof(accepted); i++) {
+        size_t w = strlen(o->words[i]);
+        if (i) accepted[n++] = '|';
+        memcpy(accepted + n, o->words[i], w);
+        n += w;
+    }
+    accepted[n] = '\0';
+    _hak_warn_bad_word(o->name, value, accepted, o->words[o->def]);
 }
 
 /* Length of the common prefix: crude, but enough to suggest a name. */
@@ -54,12 +94,7 @@ static void set_option(const char *name, size_t name_len, const char *value)
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const option_desc *o = &options[i];
         if (strlen(o->name) == name_len && strncmp(o->name, name, name_len) == 0) {
-            long v;
-            if (parse_long(value, &v) && v >= o->min && v <= o->max) {
-                *o->value = v;
-                return;
-            }
-            _hak_warn_bad_option(o->name, value, o->min, o->max, o->def);
+            if (!parse_value(o, value, o->value)) bad_value(o, value);
             return;
         }
         size_t n = shared_prefix(o->name, name);

@@ -57,6 +57,18 @@ int _hak_os_unmap(void *p, size_t size)
     return munmap(p, size);
 }
 
+/* Give the pages back; the range stays mapped and reads as zero after. */
+int _hak_os_decommit(void *p, size_t size)
+{
+    return madvise(p, size, MADV_DONTNEED);
+}
+
+/* Ask for (or against) transparent huge pages on a range. Advice only. */
+void _hak_os_huge_pages(void *p, size_t size, bool want)
+{
+    madvise(p, size, want ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
+
 /* Move the pages of [old, old+old_size) to dest, which must be a mapping of
  * new_size bytes that is replaced; no bytes are copied. */
 void *_hak_os_remap_fixed(void *old, size_t old_size, size_t new_size, void *dest)

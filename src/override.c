@@ -41,3 +41,4 @@ HAK_API void *reallocarray(void *p, size_t c, size_t n) { return _hak_reallocarr
 HAK_API int posix_memalign(void **out, size_t a, size_t n) { return _hak_posix_memalign(out, a, n); }
 HAK_API void *aligned_alloc(size_t a, size_t n) { return _hak_aligned_alloc(a, n); }
 HAK_API size_t malloc_usable_size(void *p) { return _hak_usable_size(p); }
+HAK_API int malloc_trim(size_t pad) { (void)pad; return _hak_trim(); }

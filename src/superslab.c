@@ -14,6 +14,12 @@
  * Lists (all under pool_lock): ss_partial holds SuperSlabs with some units
  * free and some in use; ss_empty holds wholly free ones, at most
  * HAKMEM_SS_RETAIN of them; a SuperSlab with no free unit is on no list.
+ *
+ * Purging. A unit given back is "dirty": its pages may still be resident.
+ * It is reused warm if a heap asks for it soon; if it stays free longer than
+ * the purge delay (purge.c decides it) its pages go back to the OS with
+ * MADV_DONTNEED, from the purge pass, never from a free. The time a dirty
+ * unit waited before being reused is what the adaptive policy learns from.
  */
 #include <pthread.h>
 #include <string.h>
@@ -27,6 +33,11 @@ static hak_superslab *ss_partial;
 static hak_superslab *ss_empty;
 static long ss_empty_count;
 static hak_slab_list abandoned[HAK_CLASSES];
+static size_t dirty_bytes;            /* bytes of dirty free units */
+static long ss_mapped;                /* SuperSlabs mapped now */
+
+/* A heap is "busy" for huge pages once it has this many SuperSlabs. */
+#define THP_BUSY_SUPERSLABS 8
 
 void _hak_pool_lock(void) { pthread_mutex_lock(&pool_lock); }
 void _hak_pool_unlock(void) { pthread_mutex_unlock(&pool_lock); }
@@ -60,13 +71,98 @@ static hak_superslab *ss_map(void)
     }
     ss->free_units = ALL_UNITS;   /* the rest of the header is zero from mmap */
     for (unsigned u = 0; u < HAK_UNITS; u++) ss->head[u] = (uint8_t)u;
+    long mapped = __atomic_add_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
+    /* auto: huge pages only once the heap is busy, so a small program never
+     * pays 2 MiB of resident memory for a few blocks */
+    if (_hak_opt.thp == HAK_THP_ALWAYS || (_hak_opt.thp == HAK_THP_AUTO && mapped > THP_BUSY_SUPERSLABS))
+        _hak_os_huge_pages(ss, HAK_SS_SIZE, true);
+    else
+        _hak_os_huge_pages(ss, HAK_SS_SIZE, false);
     return ss;
 }
 
 static void ss_unmap(hak_superslab *ss)
 {
+    __atomic_sub_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
     _hak_pagemap_clear(ss, HAK_SS_SIZE);
     _hak_os_unmap(ss, HAK_SS_SIZE);
+}
+
+/* ---- dirty units ----------------------------------------------------- */
+
+/* The pages of unit u that blocks use (unit 0 keeps its header). */
+static char *unit_start(hak_superslab *ss, unsigned u)
+{
+    return (char *)ss + (size_t)u * HAK_UNIT_SIZE + (u == 0 ? HAK_SS_HEADER_SIZE : 0);
+}
+
+static size_t unit_bytes(unsigned u)
+{
+    return HAK_UNIT_SIZE - (u == 0 ? HAK_SS_HEADER_SIZE : 0);
+}
+
+static void mark_dirty(hak_superslab *ss, uint32_t units, uint64_t now)
+{
+    for (unsigned u = 0; u < HAK_UNITS; u++) {
+        if (!(units >> u & 1) || (ss->dirty_units >> u & 1)) continue;
+        ss->dirty_units |= 1u << u;
+        ss->freed_ms[u] = now;
+        dirty_bytes += unit_bytes(u);
+    }
+}
+
+/* Reused units stop being dirty; how long they waited teaches the policy. */
+static void claim_dirty(hak_superslab *ss, uint32_t units)
+{
+    uint32_t reused = ss->dirty_units & units;
+    if (reused == 0) return;
+    uint64_t now = _hak_now_ms(), oldest = now;
+    for (unsigned u = 0; u < HAK_UNITS; u++) {
+        if (!(reused >> u & 1)) continue;
+        if (ss->freed_ms[u] < oldest) oldest = ss->freed_ms[u];
+        dirty_bytes -= unit_bytes(u);
+    }
+    ss->dirty_units &= ~reused;
+    _hak_purge_note_reuse(now - oldest);
+}
+
+/* Decommit the dirty units of ss idle for delay_ms or more, one madvise per
+ * run of adjacent units. Returns when the next remaining one is due, or
+ * UINT64_MAX. */
+static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_ms)
+{
+    uint64_t next = UINT64_MAX;
+    unsigned u = 0;
+    while (u < HAK_UNITS) {
+        if (!(ss->dirty_units >> u & 1)) {
+            u++;
+            continue;
+        }
+        if (now - ss->freed_ms[u] < delay_ms && now >= ss->freed_ms[u]) {
+            uint64_t due = ss->freed_ms[u] + delay_ms;
+            if (due < next) next = due;
+            u++;
+            continue;
+        }
+        unsigned first = u;
+        size_t bytes = 0;
+        while (u < HAK_UNITS && (ss->dirty_units >> u & 1) &&
+               (now - ss->freed_ms[u] >= delay_ms || now < ss->freed_ms[u])) {
+            bytes += unit_bytes(u);
+            ss->dirty_units &= ~(1u << u);
+            u++;
+        }
+        _hak_os_decommit(unit_start(ss, first), bytes);
+        dirty_bytes -= bytes;
+    }
+    return next;
+}
+
+static void forget_dirty(hak_superslab *ss)
+{
+    for (unsigned u = 0; u < HAK_UNITS; u++)
+        if (ss->dirty_units >> u & 1) dirty_bytes -= unit_bytes(u);
+    ss->dirty_units = 0;
 }
 
 /* ---- taking and returning slabs -------------------------------------- */
@@ -85,7 +181,9 @@ static int find_units(uint32_t free_units, unsigned span)
 static hak_slab *claim_units(hak_superslab *ss, int unit, unsigned span)
 {
     uint32_t was = ss->free_units;
-    ss->free_units &= ~(((1u << span) - 1) << unit);
+    uint32_t units = ((1u << span) - 1) << unit;
+    ss->free_units &= ~units;
+    claim_dirty(ss, units);
     if (was == ALL_UNITS) {
         ss_remove(&ss_empty, ss);
         ss_empty_count--;
@@ -117,17 +215,23 @@ static hak_superslab *release_units_locked(hak_slab *s)
     s->block_size = 0;
     s->free = NULL;
     atomic_store_explicit(&s->owner_a, NULL, memory_order_relaxed);
-    ss->free_units |= ((1u << s->span) - 1) << s->unit;
+    uint32_t units = ((1u << s->span) - 1) << s->unit;
+    ss->free_units |= units;
     for (unsigned u = s->unit; u < s->unit + s->span; u++) ss->head[u] = (uint8_t)u;
     if (was == 0) ss_push(&ss_partial, ss);
-    if (ss->free_units != ALL_UNITS) return NULL;
-    ss_remove(&ss_partial, ss);
-    if (ss_empty_count < _hak_opt.ss_retain) {
+    if (ss->free_units == ALL_UNITS) {
+        ss_remove(&ss_partial, ss);
+        bool eager = _hak_opt.free_policy == HAK_POLICY_EAGER;
+        if (ss_empty_count >= (eager ? 0 : _hak_opt.ss_retain)) {
+            forget_dirty(ss);
+            return ss;
+        }
         ss_push(&ss_empty, ss);
         ss_empty_count++;
-        return NULL;
     }
-    return ss;
+    mark_dirty(ss, units, _hak_now_ms());
+    if (_hak_opt.free_policy == HAK_POLICY_EAGER) purge_ss_locked(ss, 0, 0);
+    return NULL;
 }
 
 /* Collect what other threads freed into abandoned slabs and give the empty
@@ -212,6 +316,60 @@ void _hak_pool_return_slab(hak_slab *s)
     hak_superslab *dead = release_units_locked(s);
     _hak_pool_unlock();
     if (dead) ss_unmap(dead);
+    _hak_purge_after_free();
+}
+
+/* ---- purging ------------------------------------------------------------ */
+
+/* One purge pass: reclaim empty abandoned slabs, then decommit every dirty
+ * unit idle for delay_ms or more. Returns when the next remaining dirty unit
+ * is due (UINT64_MAX if none). */
+uint64_t _hak_pool_purge(uint64_t now, uint64_t delay_ms)
+{
+    uint64_t next = UINT64_MAX;
+    _hak_pool_lock();
+    hak_superslab *dead = sweep_abandoned_locked();
+    hak_superslab *lists[2] = { ss_partial, ss_empty };
+    for (int l = 0; l < 2; l++) {
+        for (hak_superslab *ss = lists[l]; ss; ss = ss->next) {
+            if (ss->dirty_units == 0) continue;
+            uint64_t due = purge_ss_locked(ss, now, delay_ms);
+            if (due < next) next = due;
+        }
+    }
+    _hak_pool_unlock();
+    unmap_list(dead);
+    return next;
+}
+
+/* malloc_trim: everything free goes back now, retained SuperSlabs too. */
+size_t _hak_pool_trim(void)
+{
+    size_t released = 0;
+    _hak_pool_lock();
+    hak_superslab *dead = sweep_abandoned_locked();
+    for (hak_superslab *ss = ss_partial; ss; ss = ss->next) {
+        size_t before = dirty_bytes;
+        purge_ss_locked(ss, 0, 0);
+        released += before - dirty_bytes;
+    }
+    while (ss_empty) {
+        hak_superslab *ss = ss_empty;
+        ss_remove(&ss_empty, ss);
+        ss_empty_count--;
+        forget_dirty(ss);
+        ss->next = dead;
+        dead = ss;
+    }
+    _hak_pool_unlock();
+    for (hak_superslab *ss = dead; ss; ss = ss->next) released += HAK_SS_SIZE;
+    unmap_list(dead);
+    return released;
+}
+
+size_t _hak_pool_dirty_bytes(void)
+{
+    return __atomic_load_n(&dirty_bytes, __ATOMIC_RELAXED);
 }
 
 /* A slab with blocks still out whose owner thread exits. */

@@ -69,7 +69,9 @@ static void test_pagemap(void)
     CHECK(hak_pagemap_get(q + big - 1) == v, "large block's last byte");
     CHECK(hak_owns(q) && !hak_owns(q + 4096), "large ownership");
     hak_free(q);
-    CHECK(hak_pagemap_get(q) == 0, "freed large block still mapped");
+    CHECK(!hak_owns(q), "freed (cached) large block still owned");
+    hak_trim();
+    CHECK(hak_pagemap_get(q) == 0, "large block still mapped after hak_trim");
 }
 
 static void test_alignment(void)
@@ -89,6 +91,7 @@ static void test_alignment(void)
 static void test_os_failure(void)
 {
     /* a large allocation whose mapping fails: NULL, ENOMEM, nothing broken */
+    hak_trim();   /* nothing cached to fall back on */
     atomic_store(&_hak_os_fail_maps, 1);
     errno = 0;
     void *p = hak_malloc(1 << 20);

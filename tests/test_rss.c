@@ -1,0 +1,158 @@
+/* test_rss: freed memory goes back to the operating system.
+ *
+ *  1. 1.5 GiB in blocks of 64 B to 256 KiB, every byte written, freed in
+ *     random order; then no allocator call at all while waiting up to 2 s:
+ *     RSS must fall below 10% of the peak.
+ *  2. One 512 MiB block, written and freed: RSS back near the start within
+ *     the same wait.
+ *  3. 5 rounds of 2,000 threads, each leaving blocks that the main thread
+ *     frees after the thread exited: RSS after round 5 within 10% of RSS
+ *     after round 2 (no growth from abandoned memory).
+ *  4. malloc_trim(0) after freeing everything: RSS near the start at once.
+ * RSS is read from /proc/self/statm with open/read, which do not allocate.
+ */
+#include <fcntl.h>
+#include <malloc.h>
+
+#include "testutil.h"
+
+static size_t rss_bytes(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    CHECK(fd >= 0, "open /proc/self/statm");
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    CHECK(n > 0, "read /proc/self/statm");
+    buf[n] = '\0';
+    unsigned long size, resident;
+    CHECK(sscanf(buf, "%lu %lu", &size, &resident) == 2, "statm: %s", buf);
+    return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Waits (no allocator call) until RSS is at most target, up to 2 s. */
+static size_t wait_rss_below(size_t target)
+{
+    size_t r = rss_bytes();
+    for (int i = 0; i < 200 && r > target; i++) {
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        r = rss_bytes();
+    }
+    return r;
+}
+
+#define MiB ((size_t)1 << 20)
+
+static void test_free_all(void)
+{
+    enum { MAX_BLOCKS = 1 << 20 };
+    void **blocks = mmap(NULL, MAX_BLOCKS * sizeof(void *), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(blocks != MAP_FAILED, "mmap");
+    rng_t r;
+    rng_seed(&r, 42);
+    size_t total = 0, n = 0;
+    while (total < 1536 * MiB) {
+        /* log-uniform from 64 B to 256 KiB */
+        size_t size = (size_t)64 << rng_below(&r, 12);
+        size += rng_below(&r, size);
+        blocks[n] = malloc(size);
+        CHECK(blocks[n] != NULL, "malloc(%zu)", size);
+        memset(blocks[n], 0x77, size);
+        total += size;
+        n++;
+    }
+    size_t peak = rss_bytes();
+    for (size_t i = n - 1; i > 0; i--) {   /* shuffle, then free */
+        size_t j = rng_below(&r, i + 1);
+        void *t = blocks[i];
+        blocks[i] = blocks[j];
+        blocks[j] = t;
+    }
+    for (size_t i = 0; i < n; i++) free(blocks[i]);
+    size_t after = wait_rss_below(peak / 10);
+    printf("free all: %zu blocks, %zu MiB; RSS peak %zu MiB, after free %zu MiB (%.1f%%)\n",
+           n, total / MiB, peak / MiB, after / MiB, 100.0 * (double)after / (double)peak);
+    CHECK(after < peak / 10, "RSS %zu MiB not below 10%% of the peak %zu MiB after 2 s", after / MiB, peak / MiB);
+    munmap(blocks, MAX_BLOCKS * sizeof(void *));
+}
+
+static void test_one_big_block(void)
+{
+    size_t before = rss_bytes();
+    char *p = malloc(512 * MiB);
+    CHECK(p != NULL, "malloc(512 MiB)");
+    memset(p, 1, 512 * MiB);
+    size_t peak = rss_bytes();
+    free(p);
+    size_t after = wait_rss_below(before + 16 * MiB);
+    printf("512 MiB block: RSS before %zu MiB, peak %zu MiB, after free %zu MiB\n",
+           before / MiB, peak / MiB, after / MiB);
+    CHECK(after <= before + 16 * MiB, "RSS %zu MiB after freeing 512 MiB (before: %zu MiB)", after / MiB, before / MiB);
+}
+
+enum { THREADS_PER_ROUND = 2000, BATCH = 16, BLOCKS_PER_THREAD = 64 };
+static void *handed[THREADS_PER_ROUND][BLOCKS_PER_THREAD];
+
+static void *leave_blocks(void *arg)
+{
+    void **out = arg;
+    rng_t r;
+    rng_seed(&r, (uint64_t)(uintptr_t)arg);
+    for (int i = 0; i < BLOCKS_PER_THREAD; i++) {
+        size_t size = 16 + rng_below(&r, i % 8 == 0 ? 20000 : 2000);
+        out[i] = malloc(size);
+        CHECK(out[i] != NULL, "malloc in thread");
+        memset(out[i], i, size);
+    }
+    return NULL;
+}
+
+static void test_thread_rounds(void)
+{
+    size_t rss[6] = { 0 };
+    for (int round = 1; round <= 5; round++) {
+        for (int t = 0; t < THREADS_PER_ROUND; t += BATCH) {
+            pthread_t th[BATCH];
+            for (int b = 0; b < BATCH; b++)
+                CHECK(pthread_create(&th[b], NULL, leave_blocks, handed[t + b]) == 0, "pthread_create");
+            for (int b = 0; b < BATCH; b++) pthread_join(th[b], NULL);
+        }
+        for (int t = 0; t < THREADS_PER_ROUND; t++)
+            for (int i = 0; i < BLOCKS_PER_THREAD; i++) free(handed[t][i]);
+        rss[round] = rss_bytes();
+        printf("threads round %d: RSS %zu KiB\n", round, rss[round] / 1024);
+    }
+    CHECK(rss[5] <= rss[2] + rss[2] / 10, "RSS grew from %zu KiB after round 2 to %zu KiB after round 5",
+          rss[2] / 1024, rss[5] / 1024);
+}
+
+static void test_trim(void)
+{
+    size_t before = rss_bytes();
+    enum { N = 200000 };
+    static void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = malloc(16 + (size_t)(i % 64) * 16 + (i % 1000 == 0 ? 100000 : 0));
+        memset(b[i], 3, 16);
+    }
+    size_t peak = rss_bytes();
+    for (int i = 0; i < N; i++) free(b[i]);
+    malloc_trim(0);
+    size_t after = rss_bytes();
+    printf("malloc_trim: RSS before %zu MiB, peak %zu MiB, after trim %zu MiB\n",
+           before / MiB, peak / MiB, after / MiB);
+    CHECK(after <= before + 4 * MiB, "RSS %zu KiB after malloc_trim, %zu KiB at the start", after / 1024, before / 1024);
+}
+
+int main(void)
+{
+    test_init("test_rss");
+    test_trim();
+    test_free_all();
+    test_one_big_block();
+    test_thread_rounds();
+    printf("test_rss: ok\n");
+    return 0;
+}
