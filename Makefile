@@ -9,7 +9,9 @@
 
 CC      ?= gcc
 CXX     ?= g++
+# built by `make`; the sanitizer variants are built on demand by their tests
 VARIANTS := release debug
+SAN_VARIANTS := asan tsan
 
 SRCS       := $(wildcard src/*.c)
 CORE_SRCS  := $(filter-out src/override.c,$(SRCS))
@@ -22,8 +24,13 @@ BASE_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -pthread \
 	-fno-builtin-realloc -fno-tree-loop-distribute-patterns
 CFLAGS_release := -O2 -g -DHAKMEM_BUILD_RELEASE=1 -DNDEBUG
 CFLAGS_debug   := -O1 -g -DHAKMEM_BUILD_DEBUG=1 -fno-omit-frame-pointer
+# hakmem's own code under the sanitizers (the debug build's checks included)
+CFLAGS_asan    := $(CFLAGS_debug) -fsanitize=address,undefined -fno-sanitize-recover=undefined
+CFLAGS_tsan    := $(CFLAGS_debug) -fsanitize=thread
+LDFLAGS_asan   := -fsanitize=address,undefined
+LDFLAGS_tsan   := -fsanitize=thread
 
-.PHONY: all test clean $(VARIANTS)
+.PHONY: all test clean $(VARIANTS) $(SAN_VARIANTS)
 all: $(VARIANTS)
 
 # $(1) = variant
@@ -40,17 +47,17 @@ out/$(1)/obj/%.o: src/%.c Makefile
 	$$(CC) $$(BASE_CFLAGS) $$(CFLAGS_$(1)) -c $$< -o $$@
 
 out/$(1)/libhakmem.so: $$(OBJ_$(1))
-	$$(CC) -shared -pthread -Wl,-soname,libhakmem.so -Wl,-z,now -o $$@ $$^
+	$$(CC) -shared -pthread $$(LDFLAGS_$(1)) -Wl,-soname,libhakmem.so -Wl,-z,now -o $$@ $$^
 out/$(1)/libhakmem.a: $$(OBJ_$(1))
 	rm -f $$@ && ar rcs $$@ $$^
 out/$(1)/libhakmem-prefix.so: $$(CORE_OBJ_$(1))
-	$$(CC) -shared -pthread -Wl,-soname,libhakmem-prefix.so -o $$@ $$^
+	$$(CC) -shared -pthread $$(LDFLAGS_$(1)) -Wl,-soname,libhakmem-prefix.so -o $$@ $$^
 out/$(1)/libhakmem-prefix.a: $$(CORE_OBJ_$(1))
 	rm -f $$@ && ar rcs $$@ $$^
 
 -include $$(OBJ_$(1):.o=.d)
 endef
-$(foreach v,$(VARIANTS),$(eval $(call VARIANT_RULES,$(v))))
+$(foreach v,$(VARIANTS) $(SAN_VARIANTS),$(eval $(call VARIANT_RULES,$(v))))
 
 # Programs linked with a variant's shared library find it next to themselves.
 LINK_HAKMEM = -Lout/$(1) -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/..' -lhakmem -pthread
