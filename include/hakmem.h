@@ -13,6 +13,8 @@
 #define HAKMEM_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +48,38 @@ HAKMEM_EXPORT int hak_owns(const void *p);
 /* Give every free page hakmem holds back to the OS now, as malloc_trim(0)
  * does; 1 if anything was released. */
 HAKMEM_EXPORT int hak_trim(void);
+
+/* Statistics. The per-class counts are kept only when the process runs with
+ * HAKMEM_STATS=1 (counting is then set up for every thread, at the cost of
+ * taking a slower path on each call); the rest is always there. */
+#define HAKMEM_STATS_CLASSES 72
+
+struct hak_class_stats {
+    size_t block_size;           /* bytes per block of the class */
+    uint64_t allocs, frees;      /* calls that returned / gave back a block */
+    uint64_t live, peak;         /* blocks out now, and the most ever out at once */
+};
+
+struct hak_stats {
+    int counting;                /* 1: classes[] was counted (HAKMEM_STATS=1) */
+    unsigned n_classes;
+    struct hak_class_stats classes[HAKMEM_STATS_CLASSES];
+    uint64_t superslabs_mapped;  /* 2 MiB SuperSlabs mapped now */
+    uint64_t superslabs_retained;/* of those, wholly empty ones kept for reuse */
+    uint64_t bytes_purged;       /* free memory given back to the OS so far */
+    uint64_t large_live;         /* large blocks (> 32 KiB) out now */
+    uint64_t large_live_bytes;   /* their mapped bytes */
+    uint64_t large_allocs;       /* large blocks handed out so far */
+    uint64_t large_cached_bytes; /* freed large mappings kept for reuse */
+    uint64_t rss_bytes;          /* resident set size now */
+    uint64_t rss_peak_bytes;     /* highest resident set size so far */
+};
+
+/* Fill *out; 0 on success. */
+HAKMEM_EXPORT int hak_stats_get(struct hak_stats *out);
+
+/* Print the same as a readable summary (what HAKMEM_STATS=1 prints at exit). */
+HAKMEM_EXPORT void hak_stats_print(FILE *out);
 
 /* Number of blocks handed out and not yet freed, over the whole process.
  * Counted only in builds with statistics (the debug build); -1 otherwise. */

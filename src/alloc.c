@@ -22,9 +22,10 @@ static HAK_NOINLINE void *malloc_slow(size_t size)
         }
     }
     unsigned cls = _hak_class_of(size);
-    void *p = hak_slab_pop(heap->cur[cls]);
+    void *p = hak_slab_pop(heap->active[cls]);
     if (p == NULL) p = _hak_heap_refill_alloc(heap, cls);
     if (p == NULL) errno = ENOMEM;
+    else if (_hak_stats_on) _hak_stats_count_alloc(heap, cls);
     return p;
 }
 

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,40 +24,92 @@
 
 /* ---- output ------------------------------------------------------------- */
 
-typedef struct { char buf[512]; size_t len; } line_buf;
-
-static void put_str(line_buf *l, const char *s)
+/* A small printf: %s %c %d %u %ld %lu %lld %llu %zu %x %lx %p and %%, no
+ * widths. Never allocates and is async-signal-safe. Returns the length
+ * written (truncated to cap - 1, always NUL-terminated). */
+size_t _hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
 {
-    while (s && *s && l->len < sizeof(l->buf) - 2) l->buf[l->len++] = *s++;
+    size_t n = 0;
+#define PUT(ch) do { if (n + 1 < cap) buf[n++] = (ch); } while (0)
+    for (const char *f = fmt; *f; f++) {
+        if (*f != '%') {
+            PUT(*f);
+            continue;
+        }
+        f++;
+        int longs = 0;
+        bool size = false;
+        while (*f == 'l') {
+            longs++;
+            f++;
+        }
+        if (*f == 'z') {
+            size = true;
+            f++;
+        }
+        unsigned long long v = 0;
+        bool neg = false;
+        unsigned base = 10;
+        switch (*f) {
+        case 's': {
+            const char *str = va_arg(ap, const char *);
+            for (str = str ? str : "(null)"; *str; str++) PUT(*str);
+            continue;
+        }
+        case 'c':
+            PUT((char)va_arg(ap, int));
+            continue;
+        case '%':
+            PUT('%');
+            continue;
+        case 'd': {
+            long long sv = size ? (long long)va_arg(ap, ssize_t) : longs == 2 ? va_arg(ap, long long)
+                         : longs == 1 ? va_arg(ap, long) : va_arg(ap, int);
+            neg = sv < 0;
+            v = neg ? 0ULL - (unsigned long long)sv : (unsigned long long)sv;
+            break;
+        }
+        case 'p':
+            v = (uintptr_t)va_arg(ap, void *);
+            base = 16;
+            PUT('0');
+            PUT('x');
+            break;
+        case 'x':
+        case 'u':
+            v = size ? va_arg(ap, size_t) : longs == 2 ? va_arg(ap, unsigned long long)
+              : longs == 1 ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
+            base = *f == 'x' ? 16 : 10;
+            break;
+        default:
+            PUT('?');
+            if (*f == '\0') f--;
+            continue;
+        }
+        char tmp[24];
+        int k = 0;
+        do {
+            tmp[k++] = "0123456789abcdef"[v % base];
+            v /= base;
+        } while (v);
+        if (neg) PUT('-');
+        while (k > 0) PUT(tmp[--k]);
+    }
+#undef PUT
+    if (cap) buf[n] = '\0';
+    return n;
 }
 
-static void put_hex(line_buf *l, uintptr_t v)
+/* One line to stderr, "hakmem: " first, in one write. */
+void _hak_say(const char *fmt, ...)
 {
-    char tmp[2 + 16 + 1];
-    int n = 0;
-    do {
-        tmp[n++] = "0123456789abcdef"[v & 15];
-        v >>= 4;
-    } while (v);
-    put_str(l, "0x");
-    while (n > 0 && l->len < sizeof(l->buf) - 2) l->buf[l->len++] = tmp[--n];
-}
-
-static void put_dec(line_buf *l, unsigned long long v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n > 0 && l->len < sizeof(l->buf) - 2) l->buf[l->len++] = tmp[--n];
-}
-
-static void emit(line_buf *l)
-{
-    l->buf[l->len++] = '\n';
-    ssize_t r = write(STDERR_FILENO, l->buf, l->len);
+    char buf[512] = "hakmem: ";
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = 8 + _hak_vformat(buf + 8, sizeof(buf) - 9, fmt, ap);
+    va_end(ap);
+    buf[n++] = '\n';
+    ssize_t r = write(STDERR_FILENO, buf, n);
     (void)r;
 }
 
@@ -67,84 +120,22 @@ void _hak_fatal_ptr(const char *what, const void *p)
 
 void _hak_fatal_block(const char *what, const void *p, size_t block_size)
 {
-    line_buf l = { .len = 0 };
-    put_str(&l, "hakmem: ");
-    put_str(&l, what);
-    put_str(&l, " ");
-    put_hex(&l, (uintptr_t)p);
-    if (block_size) {
-        put_str(&l, " (size class ");
-        put_dec(&l, _hak_class_of(block_size));
-        put_str(&l, ", ");
-        put_dec(&l, block_size);
-        put_str(&l, " bytes)");
-    }
-    emit(&l);
+    if (block_size)
+        _hak_say("%s %p (size class %u, %zu bytes)", what, p, _hak_class_of(block_size), block_size);
+    else
+        _hak_say("%s %p", what, p);
     abort();
 }
 
 void _hak_assert_fail(const char *cond, const char *file, int line)
 {
-    line_buf l = { .len = 0 };
-    put_str(&l, "hakmem: internal assertion failed: ");
-    put_str(&l, cond);
-    put_str(&l, " at ");
-    put_str(&l, file);
-    put_str(&l, ":");
-    put_dec(&l, (unsigned long long)line);
-    emit(&l);
+    _hak_say("internal assertion failed: %s at %s:%d", cond, file, line);
     abort();
-}
-
-void _hak_warn(const char *a, const char *b, const char *c, const char *d)
-{
-    line_buf l = { .len = 0 };
-    put_str(&l, "hakmem: ");
-    put_str(&l, a);
-    put_str(&l, b);
-    put_str(&l, c);
-    put_str(&l, d);
-    emit(&l);
-}
-
-void _hak_warn_bad_option(const char *name, const char *value, long min, long max, long def)
-{
-    line_buf l = { .len = 0 };
-    put_str(&l, "hakmem: HAKMEM_");
-    put_str(&l, name);
-    put_str(&l, "=\"");
-    put_str(&l, value);
-    put_str(&l, "\" is not an integer in [");
-    put_dec(&l, (unsigned long long)min);
-    put_str(&l, ", ");
-    put_dec(&l, (unsigned long long)max);
-    put_str(&l, "]; using the default, ");
-    put_dec(&l, (unsigned long long)def);
-    emit(&l);
-}
-
-void _hak_warn_bad_word(const char *name, const char *value, const char *accepted, const char *def)
-{
-    line_buf l = { .len = 0 };
-    put_str(&l, "hakmem: HAKMEM_");
-    put_str(&l, name);
-    put_str(&l, "=\"");
-    put_str(&l, value);
-    put_str(&l, "\" is not one of ");
-    put_str(&l, accepted);
-    put_str(&l, "; using the default, ");
-    put_str(&l, def);
-    emit(&l);
 }
 
 void _hak_trace_free(const char *route, const void *p)
 {
-    line_buf l = { .len = 0 };
-    put_str(&l, "hakmem: free ");
-    put_hex(&l, (uintptr_t)p);
-    put_str(&l, " -> ");
-    put_str(&l, route);
-    emit(&l);
+    _hak_say("free %p -> %s", p, route);
 }
 
 /* ---- glibc's blocks ------------------------------------------------------ */
@@ -266,6 +257,20 @@ size_t _hak_glibc_usable_size(void *p)
 }
 
 /* ---- debug build: exact double and interior free detection ---------------- */
+
+/* For the crash report: whether block `index` of s is out. */
+const char *_hak_block_state(hak_slab *s, size_t index)
+{
+#if HAK_DEBUG
+    uint64_t word = atomic_load(&hak_ss_of_slab(s)->out_bits[s->unit][index / 64]);
+    return word >> (index % 64) & 1 ? "in use" : "free";
+#else
+    (void)s;
+    (void)index;
+    return "in use or free (tracked only in the debug build)";
+#endif
+}
+
 #if HAK_DEBUG
 _Atomic long long _hak_live_blocks;
 HAK_TLS bool _hak_dbg_internal_alloc;

@@ -12,9 +12,19 @@
 
 #include "internal.h"
 
+/* Another thread's slab; or, in statistics mode, any slab (see stats.c). */
 static HAK_NOINLINE void free_remote(hak_slab *s, void *p)
 {
     if (unlikely(s->block_size == 0)) _hak_fatal_ptr("free(): pointer into unused memory", p);
+    if (_hak_stats_on) {
+        hak_heap *heap = _hak_tl_heap;
+        _hak_stats_count_free(heap, s->cls);
+        if (!heap->is_empty_heap && atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap->owner_tag) {
+            hak_dbg_route("local", p);
+            hak_slab_push_local(heap, s, p);
+            return;
+        }
+    }
     hak_dbg_route("remote", p);
     _hak_slab_free_remote(s, p);
 }

@@ -21,6 +21,7 @@
 
 static hak_heap heap_empty = {
     .cur = { [0 ... HAK_CLASSES - 1] = &_hak_slab_empty },
+    .active = { [0 ... HAK_CLASSES - 1] = &_hak_slab_empty },
     .is_empty_heap = true,
 };
 
@@ -28,6 +29,7 @@ HAK_TLS hak_heap *_hak_tl_heap = &heap_empty;
 
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_heap *free_heaps;          /* heaps no thread owns (heap_lock) */
+static hak_heap *all_heaps;           /* every heap made (heap_lock; never shrinks) */
 static char *meta_cur, *meta_end;     /* metadata bump area (heap_lock) */
 static pthread_key_t thread_key;
 static pthread_once_t process_once = PTHREAD_ONCE_INIT;
@@ -44,6 +46,7 @@ static void process_init(void)
 {
     _hak_sizeclass_init();
     _hak_options_init();
+    _hak_stats_init();
     pthread_key_create(&thread_key, thread_done);
 }
 
@@ -77,6 +80,7 @@ __attribute__((constructor)) static void hak_library_init(void)
 {
     pthread_once(&process_once, process_init);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    _hak_crash_report_install();
 }
 
 /* ---- heaps ------------------------------------------------------------- */
@@ -92,7 +96,10 @@ static hak_heap *heap_new_locked(void)
     }
     hak_heap *h = (hak_heap *)meta_cur;
     meta_cur += need;
-    for (unsigned c = 0; c < HAK_CLASSES; c++) h->cur[c] = &_hak_slab_empty;
+    for (unsigned c = 0; c < HAK_CLASSES; c++) h->cur[c] = h->active[c] = &_hak_slab_empty;
+    h->owner_tag = _hak_stats_on ? (hak_heap *)((char *)h + 1) : h;
+    h->next_all = all_heaps;
+    __atomic_store_n(&all_heaps, h, __ATOMIC_RELEASE);
     return h;
 }
 
@@ -127,7 +134,7 @@ static void heap_abandon(hak_heap *heap)
     }
     _hak_heap_drain_delayed(heap);
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
-        heap->cur[c] = &_hak_slab_empty;
+        heap->cur[c] = heap->active[c] = &_hak_slab_empty;
         while (heap->partial[c].first) {
             hak_slab *s = heap->partial[c].first;
             _hak_slab_list_remove(&heap->partial[c], s);
@@ -150,6 +157,11 @@ static void thread_done(void *arg)
     pthread_mutex_unlock(&heap_lock);
 }
 
+hak_heap *_hak_heap_first_of_all(void)
+{
+    return __atomic_load_n(&all_heaps, __ATOMIC_ACQUIRE);
+}
+
 /* malloc_trim: the thread's empty slabs (kept as its current ones) go back
  * to the pool. Returns the bytes given back. */
 size_t _hak_heap_trim_thread(hak_heap *heap)
@@ -163,7 +175,7 @@ size_t _hak_heap_trim_thread(hak_heap *heap)
             hak_slab *next = s->next;
             if (s->free == NULL) _hak_slab_collect_remote(s);
             if (s->used == 0) {
-                if (heap->cur[c] == s) heap->cur[c] = &_hak_slab_empty;
+                if (heap->active[c] == s) heap->cur[c] = heap->active[c] = &_hak_slab_empty;
                 _hak_slab_list_remove(&heap->partial[c], s);
                 bytes += (size_t)s->span * HAK_UNIT_SIZE;
                 _hak_pool_return_slab(s);
@@ -194,7 +206,7 @@ void _hak_heap_sweep_unowned(void)
         hak_block *next = todo->next;
         hak_slab *s = hak_slab_of((hak_superslab *)hak_pagemap_get(todo), todo);
         hak_heap *me = _hak_tl_heap;
-        if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == me)
+        if (!me->is_empty_heap && atomic_load_explicit(&s->owner_a, memory_order_relaxed) == me->owner_tag)
             hak_slab_push_local(me, s, todo);
         else
             _hak_slab_free_remote(s, todo);

@@ -8,6 +8,7 @@
 #ifndef HAKMEM_INTERNAL_H
 #define HAKMEM_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -142,13 +143,29 @@ typedef struct hak_large {
 typedef struct hak_slab_list { hak_slab *first; } hak_slab_list;
 
 typedef struct hak_heap {
-    hak_slab *cur[HAK_CLASSES];          /* slab the fast path allocates from */
-    hak_slab_list partial[HAK_CLASSES];  /* owned slabs with room (cur among them) */
+    hak_slab *cur[HAK_CLASSES];          /* slab the fast path pops: active[], or the
+                                            empty slab in statistics mode */
+    hak_slab *active[HAK_CLASSES];       /* slab the heap allocates from */
+    hak_slab_list partial[HAK_CLASSES];  /* owned slabs with room (active among them) */
     hak_slab_list full[HAK_CLASSES];     /* owned slabs with no room when last seen */
     _Atomic(hak_block *) delayed_a;      /* blocks other threads freed into our full slabs */
+    struct hak_heap *owner_tag;          /* what owned slabs store as owner: the heap, or
+                                            heap+1 in statistics mode (see stats.c) */
     struct hak_heap *next_free;          /* heap pool's list of unowned heaps */
+    struct hak_heap *next_all;           /* every heap ever made (for statistics) */
     bool is_empty_heap;                  /* the static heap of uninitialised threads */
+    uint64_t st_allocs[HAK_CLASSES];     /* statistics mode: counted by the owner only */
+    uint64_t st_frees[HAK_CLASSES];
 } hak_heap;
+
+/* The heap a slab's owner field names (owner tags may carry bit 0). */
+static inline hak_heap *hak_owner_heap(hak_heap *tag)
+{
+    return (hak_heap *)((uintptr_t)tag & ~(uintptr_t)1);
+}
+
+/* Make s the slab heap allocates class cls from. */
+static inline void hak_heap_set_active(hak_heap *heap, unsigned cls, hak_slab *s);
 
 /* ------------------------------------------------------------------------
  * Cross-file functions
@@ -206,6 +223,7 @@ void  _hak_pool_return_slab(hak_slab *s);
 uint64_t _hak_pool_purge(uint64_t now, uint64_t delay_ms);
 size_t _hak_pool_trim(void);
 size_t _hak_pool_dirty_bytes(void);
+void  _hak_pool_counts(uint64_t *mapped, uint64_t *retained);
 void  _hak_pool_abandon_slab(hak_slab *s);
 void  _hak_pool_lock(void);
 void  _hak_pool_unlock(void);
@@ -224,6 +242,7 @@ extern hak_slab _hak_slab_empty;
 
 /* heap.c: per-thread heaps, process start, thread exit, fork. */
 extern HAK_TLS hak_heap *_hak_tl_heap;
+hak_heap *_hak_heap_first_of_all(void);
 hak_heap *_hak_heap_init_thread(void);     /* NULL if out of memory */
 void  _hak_heap_sweep_unowned(void);
 size_t _hak_heap_trim_thread(hak_heap *heap);
@@ -265,6 +284,22 @@ void  *_hak_large_realloc(hak_large *h, void *p, size_t size);
 size_t _hak_large_usable(hak_large *h, const void *p);
 bool   _hak_large_valid(hak_large *h, const void *p);
 
+/* stats.c: statistics (HAKMEM_STATS=1) and the crash report. */
+extern bool _hak_stats_on;
+void _hak_stats_count_alloc(hak_heap *heap, unsigned cls);
+void _hak_stats_count_free(hak_heap *heap, unsigned cls);
+void _hak_stats_large(long long blocks, long long bytes);
+void _hak_stats_purged(size_t bytes);
+void _hak_stats_init(void);
+void _hak_crash_report_install(void);
+const char *_hak_block_state(hak_slab *s, size_t index);   /* diag.c */
+
+static inline void hak_heap_set_active(hak_heap *heap, unsigned cls, hak_slab *s)
+{
+    heap->active[cls] = s;
+    if (!_hak_stats_on) heap->cur[cls] = s;
+}
+
 /* options.c */
 enum { HAK_POLICY_ADAPTIVE, HAK_POLICY_EAGER, HAK_POLICY_LAZY };
 enum { HAK_THP_AUTO, HAK_THP_ALWAYS, HAK_THP_NEVER };
@@ -275,17 +310,19 @@ typedef struct hak_options {   /* see the table in options.c */
     long thp;                  /* HAK_THP_* */
     long ss_retain;
     long free_route_trace;
+    long stats;
+    long verbose;
+    long crash_report;
 } hak_options;
 extern hak_options _hak_opt;
 void _hak_options_init(void);
 
 /* diag.c: errors, debug checks and counters. All output goes through here. */
+size_t _hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+void _hak_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 HAK_COLD void _hak_fatal_ptr(const char *what, const void *p) __attribute__((noreturn));
 HAK_COLD void _hak_fatal_block(const char *what, const void *p, size_t block_size) __attribute__((noreturn));
 HAK_COLD void _hak_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
-HAK_COLD void _hak_warn(const char *a, const char *b, const char *c, const char *d);
-HAK_COLD void _hak_warn_bad_option(const char *name, const char *value, long min, long max, long def);
-HAK_COLD void _hak_warn_bad_word(const char *name, const char *value, const char *accepted, const char *def);
 void _hak_trace_free(const char *route, const void *p);
 void _hak_glibc_free(void *p);             /* foreign-free path: glibc block or abort */
 bool _hak_glibc_owns(const void *p);

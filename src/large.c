@@ -59,6 +59,13 @@ static void unmap_large(hak_large *h, size_t map)
     _hak_os_unmap(h, map);
 }
 
+/* A cached mapping (or part of one) goes back to the OS. */
+static void release_cached(hak_large *h, size_t map)
+{
+    unmap_large(h, map);
+    _hak_stats_purged(map);
+}
+
 /* ---- the cache ---------------------------------------------------------- */
 
 static hak_large *cache_remove_locked(unsigned i)
@@ -87,7 +94,7 @@ static hak_large *cache_take(size_t map)
     if (h == NULL) return NULL;
     _hak_purge_note_reuse(_hak_now_ms() - freed);
     if (h->map_size > map) {
-        unmap_large((hak_large *)((char *)h + map), h->map_size - map);
+        release_cached((hak_large *)((char *)h + map), h->map_size - map);
         h->map_size = map;
         if (h->dirty_end > map) h->dirty_end = map;
     }
@@ -116,7 +123,7 @@ static void cache_put(hak_large *h)
     cache[cache_n++] = (cache_entry){ h, _hak_now_ms() };
     cache_bytes += h->map_size;
     _hak_large_unlock();
-    for (unsigned i = 0; i < n_evicted; i++) unmap_large(evicted[i], evicted[i]->map_size);
+    for (unsigned i = 0; i < n_evicted; i++) release_cached(evicted[i], evicted[i]->map_size);
     _hak_purge_after_free();
 }
 
@@ -137,7 +144,7 @@ uint64_t _hak_large_cache_purge(uint64_t now, uint64_t delay_ms)
         i++;
     }
     _hak_large_unlock();
-    for (unsigned i = 0; i < n; i++) unmap_large(dropped[i], dropped[i]->map_size);
+    for (unsigned i = 0; i < n; i++) release_cached(dropped[i], dropped[i]->map_size);
     return next;
 }
 
@@ -178,6 +185,7 @@ void *_hak_large_alloc(size_t size, size_t align, bool zero)
     h->offset = offset;
     set_usable(h, size);
     hak_dbg_count(1);
+    _hak_stats_large(1, (long long)h->map_size);
     return (char *)h + offset;
 }
 
@@ -194,6 +202,7 @@ size_t _hak_large_usable(hak_large *h, const void *p)
 void _hak_large_free(hak_large *h, void *p)
 {
     (void)p;
+    _hak_stats_large(-1, -(long long)h->map_size);
     cache_put(h);
 }
 
@@ -205,6 +214,7 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
         if (new_map < old_map) {         /* give back whole chunks at the end */
             unmap_large((hak_large *)((char *)h + new_map), old_map - new_map);
             h->map_size = new_map;
+            _hak_stats_large(0, (long long)new_map - (long long)old_map);
         }
         set_usable(h, size);
         return p;
@@ -217,6 +227,7 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
         }
         h->map_size = new_map;
         set_usable(h, size);
+        _hak_stats_large(0, (long long)(new_map - old_map));
         return p;
     }
     char *dest = _hak_os_map_aligned(new_map, map_align(h->offset));
@@ -238,5 +249,6 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
     _hak_pagemap_set(nh, new_map, (uintptr_t)nh | HAK_MAP_LARGE);
     nh->map_size = new_map;
     set_usable(nh, size);
+    _hak_stats_large(0, (long long)(new_map - old_map));
     return (char *)nh + nh->offset;
 }

@@ -38,6 +38,12 @@ static const option_desc options[] = {
       "transparent huge pages for SuperSlabs: auto (once the heap is busy), always, never" },
     { "SS_RETAIN", &_hak_opt.ss_retain, 4, 0, 1 << 20, NULL,
       "wholly empty SuperSlabs (2 MiB each) kept mapped for reuse" },
+    { "STATS", &_hak_opt.stats, 0, 0, 1, NULL,
+      "count allocations per size class and print a summary at exit (slower: every call takes the counting path)" },
+    { "VERBOSE", &_hak_opt.verbose, 0, 0, 1, NULL,
+      "print the options in force at start-up" },
+    { "CRASH_REPORT", &_hak_opt.crash_report, 1, 0, 1, NULL,
+      "on SIGSEGV, SIGBUS or SIGABRT, report what hakmem knows of the fault address" },
     { "FREE_ROUTE_TRACE", &_hak_opt.free_route_trace, 0, 0, 1, NULL,
       "debug builds: print where each free is routed" },
 };
@@ -61,22 +67,40 @@ static bool parse_value(const option_desc *o, const char *s, long *out)
     return true;
 }
 
-static void bad_value(const option_desc *o, const char *value)
+/* The accepted words of o, as "a|b|c". */
+static const char *word_list(const option_desc *o, char *buf, size_t cap)
 {
-    if (o->words == NULL) {
-        _hak_warn_bad_option(o->name, value, o->min, o->max, o->def);
-        return;
-    }
-    char accepted[96] = "";
     size_t n = 0;
-    for (long i = 0; o->words[i] && n + 16 < sizeof(accepted); i++) {
+    buf[0] = '\0';
+    for (long i = 0; o->words[i]; i++) {
         size_t w = strlen(o->words[i]);
-        if (i) accepted[n++] = '|';
-        memcpy(accepted + n, o->words[i], w);
+        if (n + w + 2 > cap) break;
+        if (i) buf[n++] = '|';
+        memcpy(buf + n, o->words[i], w + 1);
         n += w;
     }
-    accepted[n] = '\0';
-    _hak_warn_bad_word(o->name, value, accepted, o->words[o->def]);
+    return buf;
+}
+
+static void bad_value(const option_desc *o, const char *value)
+{
+    char words[96];
+    if (o->words)
+        _hak_say("HAKMEM_%s=\"%s\" is not one of %s; using the default, %s", o->name, value,
+                 word_list(o, words, sizeof(words)), o->words[o->def]);
+    else
+        _hak_say("HAKMEM_%s=\"%s\" is not an integer in [%ld, %ld]; using the default, %ld", o->name,
+                 value, o->min, o->max, o->def);
+}
+
+/* HAKMEM_VERBOSE=1: the options in force, one line each. */
+static void print_options(void)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const option_desc *o = &options[i];
+        if (o->words) _hak_say("HAKMEM_%s=%s", o->name, o->words[*o->value]);
+        else _hak_say("HAKMEM_%s=%ld", o->name, *o->value);
+    }
 }
 
 /* Length of the common prefix: crude, but enough to suggest a name. */
@@ -107,7 +131,7 @@ static void set_option(const char *name, size_t name_len, const char *value)
     size_t n = name_len < sizeof(shown) - 1 ? name_len : sizeof(shown) - 1;
     memcpy(shown, name, n);
     shown[n] = '\0';
-    _hak_warn("unknown option HAKMEM_", shown, "; did you mean HAKMEM_", best->name);
+    _hak_say("unknown option HAKMEM_%s; did you mean HAKMEM_%s?", shown, best->name);
 }
 
 void _hak_options_init(void)
@@ -121,4 +145,5 @@ void _hak_options_init(void)
         if (eq == NULL) continue;
         set_option(name, (size_t)(eq - name), eq + 1);
     }
+    if (_hak_opt.verbose) print_options();
 }

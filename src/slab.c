@@ -41,7 +41,7 @@ void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls, char *start, size
     s->start = start;
     s->next = s->prev = NULL;
     atomic_store_explicit(&s->remote_a, HAK_REMOTE_NORMAL, memory_order_relaxed);
-    atomic_store_explicit(&s->owner_a, heap, memory_order_release);
+    atomic_store_explicit(&s->owner_a, heap->owner_tag, memory_order_release);
 }
 
 /* ---- lists ------------------------------------------------------------ */
@@ -151,7 +151,7 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
             hak_slab *next = s->next;
             if (s->free == NULL) _hak_slab_collect_remote(s);
             if (s->free || slab_carve(s)) {
-                heap->cur[cls] = s;
+                hak_heap_set_active(heap, cls, s);
                 return hak_slab_pop(s);
             }
             if (slab_mark_full(s)) {
@@ -164,7 +164,7 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
             }
             s = next;
         }
-        heap->cur[cls] = &_hak_slab_empty;
+        hak_heap_set_active(heap, cls, &_hak_slab_empty);
         s = _hak_pool_take_slab(heap, cls);
         if (s == NULL) return NULL;
         _hak_slab_list_push(&heap->partial[cls], s);
@@ -175,7 +175,7 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
 void _hak_slab_free_slow(hak_heap *heap, hak_slab *s)
 {
     if (s->in_full) slab_leave_full(heap, s);
-    if (s->used == 0 && heap->cur[s->cls] != s) {
+    if (s->used == 0 && heap->active[s->cls] != s) {
         int saved = errno;
         _hak_slab_list_remove(&heap->partial[s->cls], s);
         _hak_pool_return_slab(s);
@@ -206,7 +206,7 @@ void _hak_slab_free_remote(hak_slab *s, hak_block *b)
                 continue;
             hak_heap *owner = atomic_load_explicit(&s->owner_a, memory_order_acquire);
             if (owner) {
-                heap_push_delayed(owner, b);
+                heap_push_delayed(hak_owner_heap(owner), b);
                 return;
             }
             v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
@@ -229,7 +229,7 @@ void _hak_heap_drain_delayed(hak_heap *heap)
     while (b) {
         hak_block *next = b->next;
         hak_slab *s = hak_slab_of((hak_superslab *)hak_pagemap_get(b), b);
-        if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap)
+        if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap->owner_tag)
             hak_slab_push_local(heap, s, b);
         else
             _hak_slab_free_remote(s, b);

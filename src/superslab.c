@@ -153,6 +153,7 @@ static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_
             u++;
         }
         _hak_os_decommit(unit_start(ss, first), bytes);
+        _hak_stats_purged(bytes);
         dirty_bytes -= bytes;
     }
     return next;
@@ -278,7 +279,7 @@ hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
     s = abandoned[cls].first;
     if (s) {
         _hak_slab_list_remove(&abandoned[cls], s);
-        atomic_store_explicit(&s->owner_a, heap, memory_order_release);
+        atomic_store_explicit(&s->owner_a, heap->owner_tag, memory_order_release);
         _hak_pool_unlock();
         return s;
     }
@@ -365,6 +366,12 @@ size_t _hak_pool_trim(void)
     for (hak_superslab *ss = dead; ss; ss = ss->next) released += HAK_SS_SIZE;
     unmap_list(dead);
     return released;
+}
+
+void _hak_pool_counts(uint64_t *mapped, uint64_t *retained)
+{
+    *mapped = (uint64_t)__atomic_load_n(&ss_mapped, __ATOMIC_RELAXED);
+    *retained = (uint64_t)__atomic_load_n(&ss_empty_count, __ATOMIC_RELAXED);
 }
 
 size_t _hak_pool_dirty_bytes(void)
