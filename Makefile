@@ -9,9 +9,9 @@
 
 CC      ?= gcc
 CXX     ?= g++
-# built by `make`; the sanitizer variants are built on demand by their tests
+# built by `make`; the others are built on demand (make secure, make asan, ...)
 VARIANTS := release debug
-SAN_VARIANTS := asan tsan
+SAN_VARIANTS := asan tsan secure
 
 SRCS       := $(wildcard src/*.c)
 CORE_SRCS  := $(filter-out src/override.c,$(SRCS))
@@ -24,6 +24,7 @@ BASE_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -pthread \
 	-fno-builtin-realloc -fno-tree-loop-distribute-patterns
 CFLAGS_release := -O2 -g -DHAKMEM_BUILD_RELEASE=1 -DNDEBUG
 CFLAGS_debug   := -O1 -g -DHAKMEM_BUILD_DEBUG=1 -fno-omit-frame-pointer
+CFLAGS_secure  := $(CFLAGS_release) -DHAKMEM_BUILD_SECURE=1
 # hakmem's own code under the sanitizers (the debug build's checks included)
 CFLAGS_asan    := $(CFLAGS_debug) -fsanitize=address,undefined -fno-sanitize-recover=undefined
 CFLAGS_tsan    := $(CFLAGS_debug) -fsanitize=thread

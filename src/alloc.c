@@ -35,13 +35,8 @@ void *_hak_malloc(size_t size)
 {
     if (likely(size <= HAK_SMALL_MAX)) {
         hak_slab *s = _hak_tl_heap->cur[hak_class_fast(size)];
-        hak_block *b = s->free;
-        if (likely(b != NULL)) {
-            s->free = b->next;
-            s->used++;
-            hak_dbg_alloc(s, b);
-            return b;
-        }
+        void *b = hak_slab_pop(s);
+        if (likely(b != NULL)) return b;
     }
     return malloc_slow(size);
 }

@@ -256,6 +256,15 @@ size_t _hak_glibc_usable_size(void *p)
     return n;
 }
 
+#if HAK_SECURE
+void _hak_bad_link(hak_slab *s, hak_block *b)
+{
+    _hak_say("corrupted free list: free block %p (size class %u, %u bytes) holds a link that is not a block of its slab",
+             (void *)b, s->cls, s->block_size);
+    abort();
+}
+#endif
+
 /* ---- debug build: exact double and interior free detection ---------------- */
 
 /* For the crash report: whether block `index` of s is out. */
@@ -280,8 +289,31 @@ static _Atomic uint64_t *out_word(hak_slab *s, size_t index)
     return &hak_ss_of_slab(s)->out_bits[s->unit][index / 64];
 }
 
+/* Free blocks are filled with this byte past their link word; a block whose
+ * fill changed while it was free was written after free. */
+#define FREE_FILL 0xdf
+
+void _hak_debug_fill_free(hak_slab *s, void *p)
+{
+    memset((char *)p + sizeof(hak_block), FREE_FILL, s->block_size - sizeof(hak_block));
+}
+
+static void check_fill(hak_slab *s, void *p)
+{
+    const unsigned char *c = (const unsigned char *)p + sizeof(hak_block);
+    size_t n = s->block_size - sizeof(hak_block);
+    for (size_t i = 0; i < n; i++) {
+        if (c[i] != FREE_FILL) {
+            _hak_say("write after free: block %p (size class %u, %u bytes) changed at offset %zu while free",
+                     p, s->cls, s->block_size, i + sizeof(hak_block));
+            abort();
+        }
+    }
+}
+
 void _hak_debug_on_alloc(hak_slab *s, void *p)
 {
+    check_fill(s, p);
     size_t index = (size_t)((char *)p - s->start) / s->block_size;
     uint64_t bit = (uint64_t)1 << (index % 64);
     uint64_t was = atomic_fetch_or(out_word(s, index), bit);
@@ -300,5 +332,6 @@ void _hak_debug_on_free(hak_slab *s, void *p)
     uint64_t was = atomic_fetch_and(out_word(s, off / bs), ~bit);
     if (!(was & bit)) _hak_fatal_block("free(): double free", p, bs);
     atomic_fetch_sub_explicit(&_hak_live_blocks, 1, memory_order_relaxed);   /* every free counts */
+    _hak_debug_fill_free(s, p);
 }
 #endif

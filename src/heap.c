@@ -16,6 +16,7 @@
  * child starts with them free and consistent.
  */
 #include <pthread.h>
+#include <sys/random.h>
 
 #include "internal.h"
 
@@ -42,8 +43,23 @@ static void thread_done(void *arg);
 
 /* Runs once, from the first allocation or the library constructor,
  * whichever comes first. Allocates nothing. */
+#if HAK_SECURE
+uintptr_t _hak_secret;
+
+static void make_secret(void)
+{
+    uintptr_t v = 0;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
+        v = (uintptr_t)&v ^ ((uintptr_t)_hak_now_ms() << 32);   /* no entropy yet: still unguessable enough */
+    _hak_secret = v | 1;
+}
+#else
+static void make_secret(void) {}
+#endif
+
 static void process_init(void)
 {
+    make_secret();
     _hak_sizeclass_init();
     _hak_options_init();
     _hak_stats_init();

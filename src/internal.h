@@ -29,6 +29,13 @@
 #else
 #define HAK_DEBUG 0
 #endif
+/* HAKMEM_BUILD_SECURE=1 (out/secure): encoded free-list links, guard pages
+ * between SuperSlabs, random block order in fresh slabs. */
+#if defined(HAKMEM_BUILD_SECURE) && HAKMEM_BUILD_SECURE
+#define HAK_SECURE 1
+#else
+#define HAK_SECURE 0
+#endif
 
 #define HAK_API        __attribute__((visibility("default")))
 #define HAK_NOINLINE   __attribute__((noinline))
@@ -117,6 +124,8 @@ typedef struct hak_superslab {
 } hak_superslab;
 
 #define HAK_SS_HEADER_SIZE hak_align_up(sizeof(hak_superslab), HAK_PAGE)
+/* secure build: the last page of every SuperSlab is inaccessible */
+#define HAK_SS_GUARD (HAK_SECURE ? HAK_PAGE : 0)
 
 static inline hak_slab *hak_slab_of(hak_superslab *ss, const void *p)
 {
@@ -177,6 +186,7 @@ void *_hak_os_map(size_t size);
 void *_hak_os_map_aligned(size_t size, size_t align);
 int   _hak_os_unmap(void *p, size_t size);
 int   _hak_os_decommit(void *p, size_t size);
+int   _hak_os_protect_none(void *p, size_t size);
 void  _hak_os_huge_pages(void *p, size_t size, bool want);
 void *_hak_os_remap_fixed(void *old, size_t old_size, size_t new_size, void *dest);
 bool  _hak_os_grow_in_place(void *p, size_t old_size, size_t new_size);
@@ -332,7 +342,18 @@ extern _Atomic long long _hak_live_blocks;
 extern HAK_TLS bool _hak_dbg_internal_alloc;
 void _hak_debug_on_alloc(hak_slab *s, void *p);
 void _hak_debug_on_free(hak_slab *s, void *p);
+void _hak_debug_fill_free(hak_slab *s, void *p);
 #endif
+
+/* A freshly carved block gets the fill free blocks have (debug builds). */
+static inline void hak_dbg_fresh(hak_slab *s, void *p)
+{
+#if HAK_DEBUG
+    _hak_debug_fill_free(s, p);
+#else
+    (void)s; (void)p;
+#endif
+}
 
 /* Route tracing of frees, debug builds only. */
 static inline void hak_dbg_route(const char *route, const void *p)
@@ -387,12 +408,36 @@ static inline void hak_dbg_internal(bool on)
  * The two fast operations on a slab owned by the calling thread.
  * ---------------------------------------------------------------------- */
 
+/* The link a free block holds to the next one on its slab's local list. In
+ * the secure build it is stored xor-ed with a per-process secret and the
+ * block's own address, and checked to land inside the carved part of the
+ * same slab when read, so a forged or overwritten link stops the process
+ * (forging one that passes needs the secret). */
+#if HAK_SECURE
+extern uintptr_t _hak_secret;
+HAK_COLD void _hak_bad_link(hak_slab *s, hak_block *b) __attribute__((noreturn));
+static inline void hak_link_set(hak_block *b, hak_block *next)
+{
+    b->next = (hak_block *)((uintptr_t)next ^ _hak_secret ^ ((uintptr_t)b >> 4));
+}
+static inline hak_block *hak_link_get(hak_slab *s, hak_block *b)
+{
+    hak_block *next = (hak_block *)((uintptr_t)b->next ^ _hak_secret ^ ((uintptr_t)b >> 4));
+    if (next != NULL && (size_t)((char *)next - s->start) >= (size_t)s->bump * s->block_size)
+        _hak_bad_link(s, b);
+    return next;
+}
+#else
+static inline void hak_link_set(hak_block *b, hak_block *next) { b->next = next; }
+static inline hak_block *hak_link_get(hak_slab *s, hak_block *b) { (void)s; return b->next; }
+#endif
+
 /* Budget: 4 loads, 2 stores and one branch on the common path. */
 static inline void *hak_slab_pop(hak_slab *s)
 {
     hak_block *b = s->free;
     if (unlikely(b == NULL)) return NULL;
-    s->free = b->next;
+    s->free = hak_link_get(s, b);
     s->used++;
     hak_dbg_alloc(s, b);
     return b;
@@ -403,7 +448,7 @@ static inline void *hak_slab_pop(hak_slab *s)
 static inline void hak_slab_push_local(hak_heap *heap, hak_slab *s, void *p)
 {
     hak_block *b = p;
-    b->next = s->free;
+    hak_link_set(b, s->free);
     s->free = b;
     if (unlikely((--s->used == 0) | s->in_full)) _hak_slab_free_slow(heap, s);
 }

@@ -63,6 +63,12 @@ int _hak_os_decommit(void *p, size_t size)
     return madvise(p, size, MADV_DONTNEED);
 }
 
+/* Make a range inaccessible (guard pages). */
+int _hak_os_protect_none(void *p, size_t size)
+{
+    return mprotect(p, size, PROT_NONE);
+}
+
 /* Ask for (or against) transparent huge pages on a range. Advice only. */
 void _hak_os_huge_pages(void *p, size_t size, bool want)
 {

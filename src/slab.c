@@ -28,6 +28,8 @@ hak_slab _hak_slab_empty;
 /* Fresh blocks are carved about a page at a time, so memory a slab never
  * serves is never touched. */
 #define CARVE_BYTES 4096
+/* at least this many per batch: the secure build shuffles each batch */
+#define CARVE_MIN_BLOCKS (HAK_SECURE ? 16 : 1)
 
 void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls, char *start, size_t bytes)
 {
@@ -64,22 +66,48 @@ void _hak_slab_list_remove(hak_slab_list *l, hak_slab *s)
 
 /* ---- filling a slab's free list ---------------------------------------- */
 
+#if HAK_SECURE
+/* The order blocks of a fresh batch are handed out in: shuffled. */
+static void carve_order(uint16_t *order, uint32_t n)
+{
+    static HAK_TLS uint64_t rng;
+    if (rng == 0) rng = _hak_secret ^ (uintptr_t)&rng;
+    for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
+    for (uint32_t i = n - 1; i > 0; i--) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        uint32_t j = (uint32_t)(rng % (i + 1));
+        uint16_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+#else
+static void carve_order(uint16_t *order, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
+}
+#endif
+
 static bool slab_carve(hak_slab *s)
 {
     uint32_t left = s->capacity - s->bump;
     if (left == 0) return false;
     uint32_t n = CARVE_BYTES / s->block_size;
-    if (n == 0) n = 1;
+    if (n < CARVE_MIN_BLOCKS) n = CARVE_MIN_BLOCKS;
     if (n > left) n = left;
-    char *p = s->start + (size_t)s->bump * s->block_size;
-    hak_block *first = (hak_block *)p;
-    for (uint32_t i = 1; i < n; i++) {
-        ((hak_block *)p)->next = (hak_block *)(p + s->block_size);
-        p += s->block_size;
-    }
-    ((hak_block *)p)->next = s->free;
-    s->free = first;
+    char *base = s->start + (size_t)s->bump * s->block_size;
+    uint16_t order[CARVE_BYTES / HAK_ALIGN];
+    carve_order(order, n);
     s->bump = (uint16_t)(s->bump + n);
+    /* push in reverse, so the list pops in `order` */
+    for (uint32_t i = n; i-- > 0;) {
+        hak_block *b = (hak_block *)(base + (size_t)order[i] * s->block_size);
+        hak_dbg_fresh(s, b);
+        hak_link_set(b, s->free);
+        s->free = b;
+    }
     return true;
 }
 
@@ -91,15 +119,15 @@ void _hak_slab_collect_remote(hak_slab *s)
     if ((v & ~(uintptr_t)HAK_REMOTE_STATE_MASK) == 0) return;
     hak_assert((v & HAK_REMOTE_STATE_MASK) == HAK_REMOTE_NORMAL);
     v = atomic_exchange_explicit(&s->remote_a, HAK_REMOTE_NORMAL, memory_order_acquire);
-    hak_block *list = (hak_block *)(v & ~(uintptr_t)HAK_REMOTE_STATE_MASK);
-    hak_block *tail = list;
-    uint32_t n = 1;
-    while (tail->next) {
-        tail = tail->next;
+    hak_block *b = (hak_block *)(v & ~(uintptr_t)HAK_REMOTE_STATE_MASK);
+    uint32_t n = 0;
+    while (b) {   /* remote links are plain; local ones go through hak_link_set */
+        hak_block *next = b->next;
+        hak_link_set(b, s->free);
+        s->free = b;
+        b = next;
         n++;
     }
-    tail->next = s->free;
-    s->free = list;
     hak_assert(s->used >= n);
     s->used -= n;
 }

@@ -69,6 +69,7 @@ static hak_superslab *ss_map(void)
         _hak_os_unmap(ss, HAK_SS_SIZE);
         return NULL;
     }
+    if (HAK_SS_GUARD) _hak_os_protect_none((char *)ss + HAK_SS_SIZE - HAK_SS_GUARD, HAK_SS_GUARD);
     ss->free_units = ALL_UNITS;   /* the rest of the header is zero from mmap */
     for (unsigned u = 0; u < HAK_UNITS; u++) ss->head[u] = (uint8_t)u;
     long mapped = __atomic_add_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
@@ -98,7 +99,7 @@ static char *unit_start(hak_superslab *ss, unsigned u)
 
 static size_t unit_bytes(unsigned u)
 {
-    return HAK_UNIT_SIZE - (u == 0 ? HAK_SS_HEADER_SIZE : 0);
+    return HAK_UNIT_SIZE - (u == 0 ? HAK_SS_HEADER_SIZE : 0) - (u == HAK_UNITS - 1 ? HAK_SS_GUARD : 0);
 }
 
 static void mark_dirty(hak_superslab *ss, uint32_t units, uint64_t now)
@@ -304,9 +305,9 @@ hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
         }
     }
     hak_superslab *ss = hak_ss_of_slab(s);
-    size_t off = s->unit == 0 ? HAK_SS_HEADER_SIZE : 0;
-    _hak_slab_init(s, heap, cls, (char *)ss + (size_t)s->unit * HAK_UNIT_SIZE + off,
-                   (size_t)s->span * HAK_UNIT_SIZE - off);
+    size_t bytes = 0;
+    for (unsigned u = s->unit; u < (unsigned)s->unit + s->span; u++) bytes += unit_bytes(u);
+    _hak_slab_init(s, heap, cls, unit_start(ss, s->unit), bytes);
     return s;
 }
 

@@ -3,7 +3,7 @@
  * names the pointer. Every build refuses pointers hakmem does not own and
  * interior pointers into large blocks; the debug build also catches double
  * frees (same thread, another thread, after other frees), interior pointers
- * into slabs. The debug build's free-route trace (HAKMEM_FREE_ROUTE_TRACE=1)
+ * into slabs, and writes into freed blocks (found when the block is reused). The debug build's free-route trace (HAKMEM_FREE_ROUTE_TRACE=1)
  * is checked by running this program again with the option set. */
 #include <signal.h>
 #include <sys/wait.h>
@@ -135,6 +135,19 @@ static void double_free_remote(void)
     free(keep);
 }
 
+/* a write into a freed block is found when the block is handed out again */
+static void write_after_free(void)
+{
+    char *p = malloc(t_size(96));
+    void *keep = malloc(t_size(96));
+    free(p);
+    p[40] = 'x';
+    bad_ptr = p;
+    void *again = malloc(t_size(96));   /* LIFO: the same block */
+    (void)t_hide(again);
+    free(keep);
+}
+
 static void free_interior_small(void)
 {
     char *p = malloc(t_size(64));
@@ -160,6 +173,7 @@ int main(int argc, char **argv)
         expect_abort("double free after other frees", double_free_later, "double free");
         expect_abort("double free, other thread", double_free_remote, "double free");
         expect_abort("interior small", free_interior_small, "interior pointer");
+        expect_abort("write after free", write_after_free, "write after free");
 
         /* route trace: the option is read at start-up, so run a new process */
         int fds[2];
