@@ -36,6 +36,10 @@ static hak_slab_list abandoned[HAK_CLASSES];
 static size_t dirty_bytes;            /* bytes of dirty free units */
 static long ss_mapped;                /* SuperSlabs mapped now */
 
+/* While slabs of exited threads hold blocks, the purge thread looks at them
+ * this often: other threads' frees into them wake no one. */
+#define ABANDONED_SWEEP_MS 500
+
 /* A heap is "busy" for huge pages once it has this many SuperSlabs. */
 #define THP_BUSY_SUPERSLABS 8
 
@@ -324,8 +328,9 @@ void _hak_pool_return_slab(hak_slab *s)
 /* ---- purging ------------------------------------------------------------ */
 
 /* One purge pass: reclaim empty abandoned slabs, then decommit every dirty
- * unit idle for delay_ms or more. Returns when the next remaining dirty unit
- * is due (UINT64_MAX if none). */
+ * unit idle for delay_ms or more. Returns when the next pass is due: the
+ * next remaining dirty unit, or the next look at abandoned slabs
+ * (UINT64_MAX if there is neither). */
 uint64_t _hak_pool_purge(uint64_t now, uint64_t delay_ms)
 {
     uint64_t next = UINT64_MAX;
@@ -337,6 +342,12 @@ uint64_t _hak_pool_purge(uint64_t now, uint64_t delay_ms)
             if (ss->dirty_units == 0) continue;
             uint64_t due = purge_ss_locked(ss, now, delay_ms);
             if (due < next) next = due;
+        }
+    }
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        if (abandoned[c].first && now + ABANDONED_SWEEP_MS < next) {
+            next = now + ABANDONED_SWEEP_MS;
+            break;
         }
     }
     _hak_pool_unlock();
@@ -387,4 +398,5 @@ void _hak_pool_abandon_slab(hak_slab *s)
     atomic_store_explicit(&s->owner_a, NULL, memory_order_release);
     _hak_slab_list_push(&abandoned[s->cls], s);
     _hak_pool_unlock();
+    _hak_purge_after_free();   /* the purge thread reclaims it once emptied */
 }
