@@ -183,8 +183,8 @@ int hak_owns(const void *p)
     if (v & HAK_MAP_LARGE) return _hak_large_valid((hak_large *)(v & ~HAK_MAP_LARGE), p);
     if (v == 0) return 0;
     hak_slab *s = hak_slab_of((hak_superslab *)v, p);
-    if (s->block_size == 0 || (char *)p < s->start) return 0;
-    size_t off = (size_t)((char *)p - s->start);
+    if (s->block_size == 0 || (char *)p < hak_slab_start(s)) return 0;
+    size_t off = (size_t)((char *)p - hak_slab_start(s));
     return off % s->block_size == 0 && off / s->block_size < s->capacity;
 }
 

@@ -289,13 +289,46 @@ static _Atomic uint64_t *out_word(hak_slab *s, size_t index)
     return &hak_ss_of_slab(s)->out_bits[s->unit][index / 64];
 }
 
+/* Valgrind. When memcheck's header is there, the debug build describes its
+ * blocks to memcheck: handed out (MALLOCLIKE), given back (FREELIKE). A free
+ * block's link word stays readable for hakmem's lists; the rest of it is
+ * off limits (NOACCESS) except while hakmem fills or checks it. Outside
+ * valgrind each request is a few instructions that do nothing. */
+#if defined(__has_include) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define VG_ALLOC(p, n)  VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, 0)
+#define VG_FREE(p)      VALGRIND_FREELIKE_BLOCK(p, 0)
+#define VG_OPEN(p, n)   VALGRIND_MAKE_MEM_DEFINED(p, n)
+#define VG_CLOSE(p, n)  VALGRIND_MAKE_MEM_NOACCESS(p, n)
+#else
+#define VG_ALLOC(p, n)  ((void)0)
+#define VG_FREE(p)      ((void)0)
+#define VG_OPEN(p, n)   ((void)0)
+#define VG_CLOSE(p, n)  ((void)0)
+#endif
+
+/* A large block: old (if any) goes, p (if any) comes; in a realloc the
+ * bytes kept count as written. */
+void _hak_debug_large(void *old, size_t old_usable, void *p, size_t usable)
+{
+    if (old) VG_FREE(old);
+    if (p) {
+        VG_ALLOC(p, usable);
+        if (old) VG_OPEN(p, old_usable < usable ? old_usable : usable);
+    }
+}
+
 /* Free blocks are filled with this byte past their link word; a block whose
  * fill changed while it was free was written after free. */
 #define FREE_FILL 0xdf
 
 void _hak_debug_fill_free(hak_slab *s, void *p)
 {
-    memset((char *)p + sizeof(hak_block), FREE_FILL, s->block_size - sizeof(hak_block));
+    char *body = (char *)p + sizeof(hak_block);
+    size_t n = s->block_size - sizeof(hak_block);
+    VG_OPEN(p, s->block_size);
+    memset(body, FREE_FILL, n);
+    VG_CLOSE(body, n);
 }
 
 static void check_fill(hak_slab *s, void *p)
@@ -313,8 +346,10 @@ static void check_fill(hak_slab *s, void *p)
 
 void _hak_debug_on_alloc(hak_slab *s, void *p)
 {
+    VG_OPEN(p, s->block_size);
     check_fill(s, p);
-    size_t index = (size_t)((char *)p - s->start) / s->block_size;
+    if (!_hak_dbg_internal_alloc) VG_ALLOC(p, s->block_size);   /* not the program's */
+    size_t index = (size_t)((char *)p - hak_slab_start(s)) / s->block_size;
     uint64_t bit = (uint64_t)1 << (index % 64);
     uint64_t was = atomic_fetch_or(out_word(s, index), bit);
     hak_assert(!(was & bit));
@@ -325,13 +360,14 @@ void _hak_debug_on_free(hak_slab *s, void *p)
 {
     size_t bs = s->block_size;
     if (bs == 0) _hak_fatal_ptr("free(): pointer into unused memory", p);
-    size_t off = (size_t)((char *)p - s->start);
-    if ((char *)p < s->start || off % bs != 0 || off / bs >= s->capacity)
+    size_t off = (size_t)((char *)p - hak_slab_start(s));
+    if ((char *)p < hak_slab_start(s) || off % bs != 0 || off / bs >= s->capacity)
         _hak_fatal_block("free(): interior pointer", p, bs);
     uint64_t bit = (uint64_t)1 << ((off / bs) % 64);
     uint64_t was = atomic_fetch_and(out_word(s, off / bs), ~bit);
     if (!(was & bit)) _hak_fatal_block("free(): double free", p, bs);
     atomic_fetch_sub_explicit(&_hak_live_blocks, 1, memory_order_relaxed);   /* every free counts */
+    VG_FREE(p);
     _hak_debug_fill_free(s, p);
 }
 #endif

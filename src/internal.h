@@ -102,7 +102,10 @@ typedef struct hak_slab {
     uint8_t span;                        /* units spanned: 1 or HAK_MID_SPAN */
     uint8_t in_full;                     /* owner-only: on the owner's full list */
     uint8_t unit;                        /* index of the first unit in its SuperSlab */
-    char *start;                         /* first block */
+    uint32_t start_off;                  /* first block, from the SuperSlab base (an offset,
+                                            so that no pointer to it stays behind for
+                                            valgrind's leak check) */
+    uint32_t _pad;
     _Atomic(struct hak_heap *) owner_a;  /* owning heap; NULL when abandoned */
     _Atomic uintptr_t remote_a;          /* remote-free list head | HAK_REMOTE_* */
     struct hak_slab *next, *prev;        /* heap's partial/full list, or abandoned list */
@@ -136,6 +139,11 @@ static inline hak_slab *hak_slab_of(hak_superslab *ss, const void *p)
 static inline hak_superslab *hak_ss_of_slab(const hak_slab *s)
 {
     return (hak_superslab *)((uintptr_t)s & ~HAK_SS_MASK);
+}
+
+static inline char *hak_slab_start(const hak_slab *s)
+{
+    return (char *)hak_ss_of_slab(s) + s->start_off;
 }
 
 /* Header at the base of a large block's mapping. */
@@ -343,6 +351,7 @@ extern HAK_TLS bool _hak_dbg_internal_alloc;
 void _hak_debug_on_alloc(hak_slab *s, void *p);
 void _hak_debug_on_free(hak_slab *s, void *p);
 void _hak_debug_fill_free(hak_slab *s, void *p);
+void _hak_debug_large(void *old, size_t old_usable, void *p, size_t usable);
 #endif
 
 /* A freshly carved block gets the fill free blocks have (debug builds). */
@@ -352,6 +361,17 @@ static inline void hak_dbg_fresh(hak_slab *s, void *p)
     _hak_debug_fill_free(s, p);
 #else
     (void)s; (void)p;
+#endif
+}
+
+/* A large block handed out (old NULL), freed (p NULL), resized or moved:
+ * the debug build tells valgrind. */
+static inline void hak_dbg_large(void *old, size_t old_usable, void *p, size_t usable)
+{
+#if HAK_DEBUG
+    _hak_debug_large(old, old_usable, p, usable);
+#else
+    (void)old; (void)old_usable; (void)p; (void)usable;
 #endif
 }
 
@@ -423,7 +443,7 @@ static inline void hak_link_set(hak_block *b, hak_block *next)
 static inline hak_block *hak_link_get(hak_slab *s, hak_block *b)
 {
     hak_block *next = (hak_block *)((uintptr_t)b->next ^ _hak_secret ^ ((uintptr_t)b >> 4));
-    if (next != NULL && (size_t)((char *)next - s->start) >= (size_t)s->bump * s->block_size)
+    if (next != NULL && (size_t)((char *)next - hak_slab_start(s)) >= (size_t)s->bump * s->block_size)
         _hak_bad_link(s, b);
     return next;
 }

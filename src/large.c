@@ -185,6 +185,7 @@ void *_hak_large_alloc(size_t size, size_t align, bool zero)
     h->offset = offset;
     set_usable(h, size);
     hak_dbg_count(1);
+    hak_dbg_large(NULL, 0, (char *)h + offset, h->usable);
     _hak_stats_large(1, (long long)h->map_size);
     return (char *)h + offset;
 }
@@ -201,7 +202,7 @@ size_t _hak_large_usable(hak_large *h, const void *p)
 
 void _hak_large_free(hak_large *h, void *p)
 {
-    (void)p;
+    hak_dbg_large(p, h->usable, NULL, 0);
     _hak_stats_large(-1, -(long long)h->map_size);
     cache_put(h);
 }
@@ -216,7 +217,9 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
             h->map_size = new_map;
             _hak_stats_large(0, (long long)new_map - (long long)old_map);
         }
+        size_t old_usable = h->usable;
         set_usable(h, size);
+        hak_dbg_large(p, old_usable, p, h->usable);
         return p;
     }
     if (_hak_os_grow_in_place(h, old_map, new_map)) {
@@ -226,7 +229,9 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
             return NULL;
         }
         h->map_size = new_map;
+        size_t old_usable = h->usable;
         set_usable(h, size);
+        hak_dbg_large(p, old_usable, p, h->usable);
         _hak_stats_large(0, (long long)(new_map - old_map));
         return p;
     }
@@ -248,7 +253,9 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
     }
     _hak_pagemap_set(nh, new_map, (uintptr_t)nh | HAK_MAP_LARGE);
     nh->map_size = new_map;
+    size_t old_usable = nh->usable;
     set_usable(nh, size);
+    hak_dbg_large(p, old_usable, (char *)nh + nh->offset, nh->usable);
     _hak_stats_large(0, (long long)(new_map - old_map));
     return (char *)nh + nh->offset;
 }

@@ -40,7 +40,7 @@ void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls, char *start, size
     s->capacity = (uint16_t)(bytes / s->block_size);
     s->cls = (uint8_t)cls;
     s->in_full = 0;
-    s->start = start;
+    s->start_off = (uint32_t)(start - (char *)hak_ss_of_slab(s));
     s->next = s->prev = NULL;
     atomic_store_explicit(&s->remote_a, HAK_REMOTE_NORMAL, memory_order_relaxed);
     atomic_store_explicit(&s->owner_a, heap->owner_tag, memory_order_release);
@@ -97,7 +97,7 @@ static bool slab_carve(hak_slab *s)
     uint32_t n = CARVE_BYTES / s->block_size;
     if (n < CARVE_MIN_BLOCKS) n = CARVE_MIN_BLOCKS;
     if (n > left) n = left;
-    char *base = s->start + (size_t)s->bump * s->block_size;
+    char *base = hak_slab_start(s) + (size_t)s->bump * s->block_size;
     uint16_t order[CARVE_BYTES / HAK_ALIGN];
     carve_order(order, n);
     s->bump = (uint16_t)(s->bump + n);

@@ -206,13 +206,13 @@ static void describe_address(const void *addr)
     hak_superslab *ss = (hak_superslab *)v;
     size_t unit = ((uintptr_t)addr & HAK_SS_MASK) >> HAK_UNIT_SHIFT;
     hak_slab *s = hak_slab_of(ss, addr);
-    if (s->block_size == 0 || (const char *)addr < s->start) {
+    if (s->block_size == 0 || (const char *)addr < hak_slab_start(s)) {
         _hak_say("fault address %p is in SuperSlab %p, unit %zu, %s", addr, (void *)ss, unit,
                  (const char *)addr < (const char *)ss + HAK_SS_HEADER_SIZE ? "its header" : "not in use by any slab");
         return;
     }
-    size_t index = (size_t)((const char *)addr - s->start) / s->block_size;
-    const char *block = s->start + index * s->block_size;
+    size_t index = (size_t)((const char *)addr - hak_slab_start(s)) / s->block_size;
+    const char *block = hak_slab_start(s) + index * s->block_size;
     const char *state = index >= s->capacity ? "past the slab's last block"
                       : index >= s->bump ? "never handed out"
                       : _hak_block_state(s, index);

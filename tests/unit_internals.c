@@ -56,7 +56,7 @@ static void test_pagemap(void)
     CHECK(!hak_owns(p + 16), "interior pointer owned");
     hak_slab *s = hak_slab_of((hak_superslab *)v, p);
     CHECK(s->block_size == 112, "block size %u", s->block_size);
-    CHECK((char *)p >= s->start && (size_t)((char *)p - s->start) % s->block_size == 0, "block start");
+    CHECK((char *)p >= hak_slab_start(s) && (size_t)((char *)p - hak_slab_start(s)) % s->block_size == 0, "block start");
     hak_free(p);
 
     /* a large block maps, tagged, over its whole mapping, and unmaps */
