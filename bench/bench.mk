@@ -6,11 +6,15 @@
 #   make NAME_system    out/release/NAME_system  (NAME.c on the system malloc;
 #                       peer allocators are preloaded into it)
 #   make bench          quick comparison of every allocator present (< 2 min)
-#   make bench-full     larger runs, 1, 2 and 4 threads (run by hand)
+#   make bench-memory   hakmem's free policies and the peers on bench_memory
+#                       with lulls, RSS sampled over time (< 3 min)
+#   make bench-full     larger runs, 1, 2 and 4 threads, and bench-memory's
+#                       full mode (run by hand)
 #   make bench-instr    instructions per operation under callgrind
 #
 # BENCH_ARGS is passed to scripts/bench.sh, e.g. make bench BENCH_ARGS="--runs 5",
-# BENCH_INSTR_ARGS to scripts/bench-instr.sh.
+# BENCH_MEMORY_ARGS to scripts/bench-memory.sh, BENCH_INSTR_ARGS to
+# scripts/bench-instr.sh.
 # See docs/BENCHMARKS.md.
 
 BENCH_NAMES  := larson bench_random_mixed bench_mid_large_mt bench_xthread bench_memory
@@ -18,13 +22,14 @@ BENCH_DIR    := out/release
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -pthread
 BENCH_DEPS   := bench/bench_util.h bench/bench.mk
 BENCH_ARGS   ?=
+BENCH_MEMORY_ARGS ?=
 BENCH_INSTR_ARGS ?=
 
 BENCH_HAKMEM_BINS := $(patsubst %,$(BENCH_DIR)/%_hakmem,$(BENCH_NAMES))
 BENCH_SYSTEM_BINS := $(patsubst %,$(BENCH_DIR)/%_system,$(BENCH_NAMES))
 BENCH_RUNSTAT     := $(BENCH_DIR)/bench_runstat
 
-.PHONY: benches bench bench-full bench-instr \
+.PHONY: benches bench bench-full bench-memory bench-instr \
 	$(addsuffix _hakmem,$(BENCH_NAMES)) $(addsuffix _system,$(BENCH_NAMES))
 
 $(BENCH_HAKMEM_BINS): $(BENCH_DIR)/%_hakmem: bench/%.c $(BENCH_DEPS) $(BENCH_DIR)/libhakmem.so
@@ -45,11 +50,16 @@ $(addsuffix _system,$(BENCH_NAMES)): %_system: $(BENCH_DIR)/%_system
 
 benches: $(BENCH_HAKMEM_BINS) $(BENCH_SYSTEM_BINS) $(BENCH_RUNSTAT)
 
-bench: benches
+bench: benches secure
 	bash scripts/bench.sh --quick $(BENCH_ARGS)
 
-bench-full: benches
-	bash scripts/bench.sh --full $(BENCH_ARGS)
+# Both parts run even if the first has a failed run; make then fails.
+bench-full: benches secure
+	bash scripts/bench.sh --full $(BENCH_ARGS); status=$$?; \
+	bash scripts/bench-memory.sh --full $(BENCH_MEMORY_ARGS) && exit $$status
+
+bench-memory: $(BENCH_DIR)/bench_memory_hakmem $(BENCH_DIR)/bench_memory_system $(BENCH_RUNSTAT)
+	bash scripts/bench-memory.sh --quick $(BENCH_MEMORY_ARGS)
 
 bench-instr: benches
 	bash scripts/bench-instr.sh $(BENCH_INSTR_ARGS)

@@ -1,5 +1,5 @@
-# bench-lib.sh: allocator discovery shared by scripts/bench.sh and
-# scripts/bench-instr.sh (sourced, not run).
+# bench-lib.sh: allocator discovery shared by scripts/bench.sh,
+# scripts/bench-memory.sh and scripts/bench-instr.sh (sourced, not run).
 #
 #   find_allocators BIN "BENCH..." WANTED
 #
@@ -14,6 +14,9 @@
 #   MISSING_PKGS  Debian packages of the peers not installed
 # hakmem needs every BENCH_hakmem binary; the peers need their library from
 # the Debian packages installed by scripts/install-peers.sh.
+#
+# Also: report_missing, allocator_version NAME, machine_description,
+# ensure_gnuplot INSTALL LOG and read_kv FILE... (each described below).
 
 # peer NAME -> "library-file debian-package"
 peer_info() {
@@ -38,7 +41,7 @@ peer_lib() {
 # Version of allocator NAME, for the report.
 allocator_version() {
     case "$1" in
-        hakmem) git describe --always --dirty 2>/dev/null || echo "(not in git)" ;;
+        hakmem|hakmem-secure) git describe --always --dirty 2>/dev/null || echo "(not in git)" ;;
         glibc) ldd --version 2>/dev/null | head -n1 | awk '{ print $NF }' ;;
         *) dpkg-query -W -f='${Version}' "$(peer_info "$1" | cut -d' ' -f2)" 2>/dev/null || echo "?" ;;
     esac
@@ -48,7 +51,7 @@ find_allocators() {
     local bin=$1 benches=$2 wanted=$3 a b lib pkg ok
     ALLOCS=() NOTES=() MISSING_PKGS=()
     declare -gA SUFFIX=() PRELOAD=()
-    for a in hakmem glibc mimalloc jemalloc tcmalloc; do
+    for a in hakmem hakmem-secure glibc mimalloc jemalloc tcmalloc; do
         [ -z "$wanted" ] || [[ ",$wanted," == *",$a,"* ]] || continue
         case "$a" in
             hakmem)
@@ -58,6 +61,13 @@ find_allocators() {
                     ALLOCS+=(hakmem); SUFFIX[hakmem]=hakmem; PRELOAD[hakmem]=""
                 else
                     NOTES+=("hakmem: binaries missing in $bin (make benches)")
+                fi ;;
+            hakmem-secure)   # the secure build, preloaded (make secure)
+                lib="$(cd "$bin/../secure" 2>/dev/null && pwd)/libhakmem.so"
+                if [ -f "$lib" ]; then
+                    ALLOCS+=(hakmem-secure); SUFFIX[hakmem-secure]=system; PRELOAD[hakmem-secure]=$lib
+                else
+                    NOTES+=("hakmem-secure: out/secure/libhakmem.so missing (make secure)")
                 fi ;;
             glibc)
                 ALLOCS+=(glibc); SUFFIX[glibc]=system; PRELOAD[glibc]="" ;;
@@ -89,4 +99,41 @@ machine_description() {
     cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     distro=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo "unknown distribution")
     echo "$(nproc) CPUs (${cpu:-unknown model}), Linux $(uname -r), $distro, $(gcc --version | head -n1)"
+}
+
+# ensure_gnuplot INSTALL LOG: succeeds if gnuplot can be run. If it is missing
+# and INSTALL is 1, installs gnuplot-nox with apt-get first (as root, or with
+# password-less sudo), apt's output going to LOG.
+ensure_gnuplot() {
+    local install=$1 log=$2 sudo=()
+    command -v gnuplot >/dev/null 2>&1 && return 0
+    [ "$install" = 1 ] || return 1
+    echo "  gnuplot missing, installing gnuplot-nox" >&2
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+    { "${sudo[@]+"${sudo[@]}"}" apt-get install -y --no-install-recommends gnuplot-nox ||
+      { "${sudo[@]+"${sudo[@]}"}" apt-get update &&
+        "${sudo[@]+"${sudo[@]}"}" apt-get install -y --no-install-recommends gnuplot-nox; }
+    } >"$log" 2>&1 || { tail -n3 "$log" >&2; return 1; }
+    command -v gnuplot >/dev/null 2>&1
+}
+
+# read_kv FILE...: reads the key=value words of the RESULT lines (a
+# benchmark's stdout) and RUNSTAT lines (bench_runstat's stat file) of the
+# files that exist into the global associative array KV, emptied first.
+# Pure bash: forking tools for each of a few hundred runs would add seconds.
+declare -gA KV
+read_kv() {
+    local file line w
+    KV=()
+    for file in "$@"; do
+        [ -f "$file" ] || continue
+        while IFS= read -r line; do
+            case "$line" in
+                "RESULT "*|"RUNSTAT "*)
+                    for w in $line; do
+                        [[ $w == *=* ]] && KV[${w%%=*}]=${w#*=}
+                    done ;;
+            esac
+        done <"$file"
+    done
 }

@@ -4,10 +4,14 @@
 #
 # For every benchmark case and allocator: median, min and max over the
 # successful runs of throughput (ops_per_sec) and peak RSS (peak_rss_kb), and
-# the ratio of the medians to hakmem's. Writes into DIR:
+# the ratio of the medians to hakmem's; and, where the benchmark reports it
+# (bench_memory), the RSS after free-all (rss_free_all_kb). Writes into DIR:
 #   results.csv  one row per case and allocator
 #   table.md     the same as a Markdown table (M ops/s, MiB)
 #   memory.md    bench_memory's RSS after each phase (medians), if it ran
+#   goals.md     issue 4's memory goals per case: hakmem's peak RSS against
+#                the leanest peer's, its RSS after free-all against the
+#                lowest peer's (medians; every allocator but hakmem is a peer)
 #   chart.dat    gnuplot data for scripts/bench-chart.sh: one block per case
 #   chart.titles one line per case, in block order: OK|TITLE, OK = 0 when
 #                no allocator has a successful run of the case
@@ -69,20 +73,24 @@ END {
     color["tcmalloc"] = 16744206    # 0xFF7F0E orange
 
     csv = out "/results.csv"; md = out "/table.md"; mem = out "/memory.md"
+    goals = out "/goals.md"
     dat = out "/chart.dat"; titles = out "/chart.titles"
-    print "bench,threads,args,allocator,runs,ok_runs,ops_per_sec_median,ops_per_sec_min,ops_per_sec_max,ops_vs_hakmem,peak_rss_kb_median,peak_rss_kb_min,peak_rss_kb_max,rss_vs_hakmem" > csv
-    print "| benchmark (arguments) | threads | allocator | M ops/s median | min | max | vs hakmem | peak RSS MiB median | min | max | vs hakmem |" > md
-    print "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|" > md
+    print "bench,threads,args,allocator,runs,ok_runs,ops_per_sec_median,ops_per_sec_min,ops_per_sec_max,ops_vs_hakmem,peak_rss_kb_median,peak_rss_kb_min,peak_rss_kb_max,rss_vs_hakmem,rss_free_all_kb_median,rss_free_all_vs_hakmem" > csv
+    print "| benchmark (arguments) | threads | allocator | M ops/s median | min | max | vs hakmem | peak RSS MiB median | min | max | vs hakmem | RSS after free-all MiB | vs hakmem |" > md
+    print "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|" > md
     printf "" > dat; printf "" > titles
     nmem = 0
 
     for (ci = 1; ci <= ncase; ci++) {
         c = order[ci]
         # hakmem's medians first: the base of the ratios
-        base_ops = 0; base_rss = 0
+        base_ops = 0; base_rss = 0; base_fa = 0
         k = c SUBSEP "hakmem"
         if ((n = collect(k, 8, v)) > 0) { stats(v, n, s); base_ops = s["med"] }
         if ((n = collect(k, 9, v)) > 0) { stats(v, n, s); base_rss = s["med"] }
+        if ((n = collect(k, 14, v)) > 0) { stats(v, n, s); base_fa = s["med"] }
+        # the leanest peer on peak RSS and on RSS after free-all
+        lean = ""; lean_rss = 0; low = ""; low_fa = 0
 
         if (ci > 1) printf "\n\n" > dat
         any_ok = 0
@@ -92,18 +100,23 @@ END {
 
         for (ai = 1; ai <= nal; ai++) {
             a = AL[ai]; k = c SUBSEP a
-            om = oi = ox = rm = ri = rx = ""
+            om = oi = ox = rm = ri = rx = fa = ""
             if ((n = collect(k, 8, v)) > 0) { stats(v, n, s); om = s["med"]; oi = s["min"]; ox = s["max"] }
             if ((n = collect(k, 9, v)) > 0) { stats(v, n, s); rm = s["med"]; ri = s["min"]; rx = s["max"] }
+            if ((n = collect(k, 14, v)) > 0) { stats(v, n, s); fa = s["med"] }
             ok = nok[k] + 0
-            printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s,%s,%s,%s,%s\n", bench[c], threads[c], args[c], a,
-                nruns[k], ok, om, oi, ox, ratio(om, base_ops), rm, ri, rx, ratio(rm, base_rss) > csv
+            if (a != "hakmem" && rm != "" && (lean == "" || rm < lean_rss)) { lean = a; lean_rss = rm }
+            if (a != "hakmem" && fa != "" && (low == "" || fa < low_fa)) { low = a; low_fa = fa }
+            printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", bench[c], threads[c], args[c], a,
+                nruns[k], ok, om, oi, ox, ratio(om, base_ops), rm, ri, rx, ratio(rm, base_rss),
+                fa, (fa == "" ? "" : ratio(fa, base_fa)) > csv
             if (ok > 0)
-                printf "| %s `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bench[c], args[c], threads[c], a,
+                printf "| %s `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bench[c], args[c], threads[c], a,
                     mops(om), mops(oi), mops(ox), ratio(om, base_ops),
-                    mib(rm), mib(ri), mib(rx), ratio(rm, base_rss) > md
+                    mib(rm), mib(ri), mib(rx), ratio(rm, base_rss),
+                    (fa == "" ? "" : mib(fa)), (fa == "" ? "" : ratio(fa, base_fa)) > md
             else
-                printf "| %s `%s` | %s | %s | failed | | | | | | | |\n", bench[c], args[c], threads[c], a > md
+                printf "| %s `%s` | %s | %s | failed | | | | | | | | | |\n", bench[c], args[c], threads[c], a > md
             if (ok > 0)
                 printf "%d %s %.4f %.4f %.4f %.2f %.2f %.2f %d\n", ai - 1, a,
                     om / 1e6, oi / 1e6, ox / 1e6, rm / 1024, ri / 1024, rx / 1024, color[a] + 0 > dat
@@ -126,7 +139,27 @@ END {
                 print line " | " mib(rm) " |" > mem
             }
         }
+
+        # issue 4's goals: peak RSS at most the leanest peer's, RSS after
+        # free-all at most every peer's
+        if (base_rss > 0 && lean != "") {
+            line = "| " bench[c] " `" args[c] "` | " threads[c] " | " mib(base_rss) " | " lean " | " mib(lean_rss) \
+                " | " sprintf("%.2f", base_rss / lean_rss) " | " (base_rss <= lean_rss ? "met" : "**not met**")
+            if (base_fa > 0 && low != "")
+                line = line " | " mib(base_fa) " | " low " | " mib(low_fa) " | " sprintf("%.2f", base_fa / low_fa) \
+                    " | " (base_fa <= low_fa ? "met" : "**not met**") " |"
+            else
+                line = line " | | | | | |"
+            goal_rows = goal_rows line "\n"
+            ngoals++
+        }
     }
     if (nmem == 0) printf "" > mem
-    close(csv); close(md); close(mem); close(dat); close(titles)
+    if (ngoals > 0) {
+        print "| benchmark (arguments) | threads | hakmem peak RSS MiB | leanest peer | its peak RSS MiB | hakmem / peer | peak goal | hakmem RSS after free-all MiB | lowest peer | its RSS after free-all MiB | hakmem / peer | free-all goal |" > goals
+        print "|---|--:|--:|---|--:|--:|---|--:|---|--:|--:|---|" > goals
+        printf "%s", goal_rows > goals
+    } else
+        printf "" > goals
+    close(csv); close(md); close(mem); close(dat); close(titles); close(goals)
 }

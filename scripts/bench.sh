@@ -14,8 +14,10 @@
 #
 # Writes to the output directory (default out/bench):
 #   runs.csv     one row per run
-#   results.csv  median/min/max of throughput and peak RSS, ratios to hakmem
-#   results.md   the tables, the machine, the commands (for the README)
+#   results.csv  median/min/max of throughput and peak RSS, ratios to hakmem,
+#                and the RSS after free-all where the benchmark reports it
+#   results.md   the tables, issue 4's memory goals, the machine, the
+#                commands (for the README)
 #   results.png  chart drawn by gnuplot (installs gnuplot-nox if missing)
 # and prints the Markdown table on stdout (progress goes to stderr).
 # Driven by `make bench` (--quick) and `make bench-full` (--full); see
@@ -114,26 +116,6 @@ trap 'rm -rf "$TMP"' EXIT
 RUNS_CSV=$OUT/runs.csv
 echo "case,bench,threads,args,allocator,run,status,ops_per_sec,peak_rss_kb,wall_sec,rss_grow_kb,rss_free_most_kb,rss_regrow_kb,rss_free_all_kb" >"$RUNS_CSV"
 
-# Reads the key=value words of a run's RESULT line (its stdout) and RUNSTAT
-# line (the stat file) into KV. Pure bash: forking tools for each of a few
-# hundred runs would add seconds to the quick mode.
-declare -A KV
-read_results() {
-    local line w
-    KV=()
-    for file in "$TMP/out" "$TMP/stat"; do
-        [ -f "$file" ] || continue
-        while IFS= read -r line; do
-            case "$line" in
-                "RESULT "*|"RUNSTAT "*)
-                    for w in $line; do
-                        [[ $w == *=* ]] && KV[${w%%=*}]=${w#*=}
-                    done ;;
-            esac
-        done <"$file"
-    done
-}
-
 ncases=$(printf '%s\n' "$CASES" | wc -l)
 total=$((ncases * RUNS * ${#ALLOCS[@]}))
 step=0
@@ -155,7 +137,7 @@ while IFS='|' read -r bench threads args; do
                 "$bin" $args >"$TMP/out" 2>"$TMP/err" </dev/null
             rc=$?
             set -e
-            read_results
+            read_kv "$TMP/out" "$TMP/stat"
             err=$(<"$TMP/err")
             status=ok
             if [ "$rc" -ne 0 ] || [ -z "${KV[ops_per_sec]-}" ] || [ -z "${KV[maxrss_kb]-}" ]; then
@@ -190,20 +172,8 @@ elapsed=$(( $(date +%s) - start ))
 awk -F, -v allocs="${ALLOCS[*]}" -v out="$OUT" -f scripts/bench-summary.awk "$RUNS_CSV"
 
 # gnuplot draws the chart; installed on the spot if missing (as the issue asks).
-ensure_gnuplot() {
-    command -v gnuplot >/dev/null 2>&1 && return 0
-    [ "$INSTALL" = 1 ] || return 1
-    echo "bench.sh: gnuplot missing, installing gnuplot-nox" >&2
-    local sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
-    { "${sudo[@]+"${sudo[@]}"}" apt-get install -y --no-install-recommends gnuplot-nox ||
-      { "${sudo[@]+"${sudo[@]}"}" apt-get update &&
-        "${sudo[@]+"${sudo[@]}"}" apt-get install -y --no-install-recommends gnuplot-nox; }
-    } >"$TMP/apt.log" 2>&1 || { tail -n3 "$TMP/apt.log" >&2; return 1; }
-    command -v gnuplot >/dev/null 2>&1
-}
 rm -f "$OUT/results.png"
-if ensure_gnuplot; then
+if ensure_gnuplot "$INSTALL" "$TMP/apt.log"; then
     bash scripts/bench-chart.sh "$OUT" "$RUNS" "${ALLOCS[@]}" ||
         { echo "bench.sh: gnuplot failed, no chart" >&2; rm -f "$OUT/results.png"; }
 else
@@ -237,6 +207,16 @@ if [ "$MODE" = quick ]; then MAKE_CMD="make bench"; else MAKE_CMD="make bench-fu
     echo "set size (wait4 rusage): lower is better. Each cell is the median of the"
     echo "runs, with min and max beside it; \"vs hakmem\" divides an allocator's"
     echo "median by hakmem's (above 1: more throughput, or more memory, than hakmem)."
+    echo "RSS after free-all is shown where the benchmark reports it (bench_memory:"
+    echo "read by the program right after its last free, median of the runs)."
+    if [ -s "$OUT/goals.md" ]; then
+        echo
+        echo "Memory goals of issue 4, per benchmark: hakmem's peak RSS at most that of"
+        echo "the leanest peer, and its RSS after free-all at most that of any peer"
+        echo "(medians; the peers are every other allocator in the table):"
+        echo
+        cat "$OUT/goals.md"
+    fi
     if [ -s "$OUT/memory.md" ]; then
         echo
         echo "bench_memory, resident set size after each phase (median, MiB):"
@@ -255,6 +235,7 @@ if [ "$MODE" = quick ]; then MAKE_CMD="make bench"; else MAKE_CMD="make bench-fu
 
 cat "$OUT/table.md"
 if [ -s "$OUT/memory.md" ]; then echo; cat "$OUT/memory.md"; fi
+if [ -s "$OUT/goals.md" ]; then echo; cat "$OUT/goals.md"; fi
 {
     echo
     echo "bench.sh: $total runs in ${elapsed}s, $failures failed; wrote $OUT/results.md, $OUT/results.csv, $OUT/runs.csv$( [ -f "$OUT/results.png" ] && echo ", $OUT/results.png")"

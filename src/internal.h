@@ -119,6 +119,7 @@ typedef struct hak_superslab {
     struct hak_superslab *next, *prev;   /* pool's partial or empty list (pool lock) */
     uint64_t freed_ms[HAK_UNITS];        /* when each dirty unit was freed (pool lock) */
     uint8_t head[HAK_UNITS];             /* unit -> first unit of the slab covering it */
+    bool huge;                           /* MADV_HUGEPAGE asked for (pool lock) */
     hak_slab slabs[HAK_UNITS];
 #if HAK_DEBUG
     /* one bit per block, set while the block is out: exact double-free check */

@@ -4,9 +4,11 @@
  * range or accepted words, and one-line description. The environment is read
  * once, at process start, straight from `environ` (no allocation). A bad
  * value or an unknown HAKMEM_ variable gets one line on stderr and changes
- * nothing. README.md lists the same table; tests/test_options checks that
- * the two agree.
+ * nothing. README.md lists the same table; tests/test_options_doc.sh checks
+ * that the two agree, and tests/unit_options.c the handling of bad values.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,8 +62,10 @@ static bool parse_value(const option_desc *o, const char *s, long *out)
         return false;
     }
     char *end;
-    if (*s == '\0') return false;
+    if (!(*s >= '0' && *s <= '9') && !(*s == '-' && s[1] >= '0' && s[1] <= '9')) return false;
+    errno = 0;
     long v = strtol(s, &end, 10);
+    if (errno == ERANGE) return false;
     if (*end != '\0' || v < o->min || v > o->max) return false;
     *out = v;
     return true;
@@ -103,27 +107,42 @@ static void print_options(void)
     }
 }
 
-/* Length of the common prefix: crude, but enough to suggest a name. */
-static size_t shared_prefix(const char *a, const char *b)
+/* Edit distance between a and b[0..blen), ignoring case (names are short). */
+static size_t edit_distance(const char *a, const char *b, size_t blen)
 {
-    size_t n = 0;
-    while (a[n] && a[n] == b[n]) n++;
-    return n;
+    size_t alen = strlen(a);
+    size_t row[64];
+    if (alen >= 64 || blen >= 64) return 64;
+    for (size_t j = 0; j <= blen; j++) row[j] = j;
+    for (size_t i = 1; i <= alen; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= blen; j++) {
+            size_t up = row[j];
+            size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            size_t best = diag + cost;
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[blen];
 }
 
 static void set_option(const char *name, size_t name_len, const char *value)
 {
-    const option_desc *best = &options[0];
-    size_t best_len = 0;
+    const option_desc *best = NULL;
+    size_t best_dist = SIZE_MAX;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const option_desc *o = &options[i];
         if (strlen(o->name) == name_len && strncmp(o->name, name, name_len) == 0) {
             if (!parse_value(o, value, o->value)) bad_value(o, value);
             return;
         }
-        size_t n = shared_prefix(o->name, name);
-        if (n > best_len) {
-            best_len = n;
+        size_t d = edit_distance(o->name, name, name_len);
+        if (d < best_dist) {
+            best_dist = d;
             best = o;
         }
     }
@@ -131,7 +150,11 @@ static void set_option(const char *name, size_t name_len, const char *value)
     size_t n = name_len < sizeof(shown) - 1 ? name_len : sizeof(shown) - 1;
     memcpy(shown, name, n);
     shown[n] = '\0';
-    _hak_say("unknown option HAKMEM_%s; did you mean HAKMEM_%s?", shown, best->name);
+    /* suggest only a name close enough to be the one meant */
+    if (best && best_dist <= (strlen(best->name) < 6 ? 1 : strlen(best->name) / 3))
+        _hak_say("unknown option HAKMEM_%s; did you mean HAKMEM_%s?", shown, best->name);
+    else
+        _hak_say("unknown option HAKMEM_%s (see the options table in README.md)", shown);
 }
 
 void _hak_options_init(void)

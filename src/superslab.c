@@ -41,7 +41,7 @@ static long ss_mapped;                /* SuperSlabs mapped now */
 #define ABANDONED_SWEEP_MS 500
 
 /* A heap is "busy" for huge pages once it has this many SuperSlabs. */
-#define THP_BUSY_SUPERSLABS 8
+#define THP_BUSY_SUPERSLABS 64
 
 void _hak_pool_lock(void) { pthread_mutex_lock(&pool_lock); }
 void _hak_pool_unlock(void) { pthread_mutex_unlock(&pool_lock); }
@@ -79,10 +79,8 @@ static hak_superslab *ss_map(void)
     long mapped = __atomic_add_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
     /* auto: huge pages only once the heap is busy, so a small program never
      * pays 2 MiB of resident memory for a few blocks */
-    if (_hak_opt.thp == HAK_THP_ALWAYS || (_hak_opt.thp == HAK_THP_AUTO && mapped > THP_BUSY_SUPERSLABS))
-        _hak_os_huge_pages(ss, HAK_SS_SIZE, true);
-    else
-        _hak_os_huge_pages(ss, HAK_SS_SIZE, false);
+    ss->huge = _hak_opt.thp == HAK_THP_ALWAYS || (_hak_opt.thp == HAK_THP_AUTO && mapped > THP_BUSY_SUPERSLABS);
+    _hak_os_huge_pages(ss, HAK_SS_SIZE, ss->huge);
     return ss;
 }
 
@@ -159,6 +157,12 @@ static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_
         }
         _hak_os_decommit(unit_start(ss, first), bytes);
         _hak_stats_purged(bytes);
+        /* auto: a SuperSlab with idle memory is not busy; keep khugepaged from
+         * filling the purged pages back in as a huge page */
+        if (ss->huge && _hak_opt.thp == HAK_THP_AUTO) {
+            ss->huge = false;
+            _hak_os_huge_pages(ss, HAK_SS_SIZE, false);
+        }
         dirty_bytes -= bytes;
     }
     return next;
