@@ -100,6 +100,15 @@ size_t _hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
     return n;
 }
 
+size_t _hak_format(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = _hak_vformat(buf, cap, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
 /* One line to stderr, "hakmem: " first, in one write. */
 void _hak_say(const char *fmt, ...)
 {

@@ -338,6 +338,7 @@ void _hak_options_init(void);
 
 /* diag.c: errors, debug checks and counters. All output goes through here. */
 size_t _hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+size_t _hak_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void _hak_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 HAK_COLD void _hak_fatal_ptr(const char *what, const void *p) __attribute__((noreturn));
 HAK_COLD void _hak_fatal_block(const char *what, const void *p, size_t block_size) __attribute__((noreturn));

@@ -13,15 +13,23 @@
  *
  * The passes run on a purge thread, started the first time there is memory
  * to purge (a small program that never frees a slab never gets one). It
- * sleeps until the next unit is due, and indefinitely when nothing is left to
- * purge; a free that leaves memory to purge wakes it. After fork the child
- * starts its own when it needs one.
+ * sleeps until the next unit is due, and when nothing is left to purge until
+ * a free leaves memory to purge, waking once a second only to see whether it
+ * is the process's last thread: a process ends when its last thread does,
+ * so when every thread of the program has called pthread_exit, the purge
+ * thread ends the process with exit(0) as that last thread would have.
+ * After fork the child starts its own when it needs one.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -66,6 +74,52 @@ static _Atomic int purge_state;          /* 0 none, 1 starting or running */
 static _Atomic bool purge_sleeping;      /* waiting with nothing to purge */
 static _Atomic uint64_t purge_gen;       /* bumped by every free that leaves work */
 
+#define LIVENESS_MS 1000
+
+/* Whether thread tid has ended (a zombie: the main thread's entry stays
+ * until the process ends) or is gone. */
+static bool thread_ended(const char *tid)
+{
+    char path[64], buf[512];
+    size_t n = _hak_format(path, sizeof(path), "/proc/self/task/%s/stat", tid);
+    (void)n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;
+    ssize_t len = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (len <= 0) return true;
+    buf[len] = '\0';
+    const char *p = strrchr(buf, ')');   /* the state follows the command name */
+    return p == NULL || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+}
+
+/* True if no thread but the calling one is still running. Reads
+ * /proc/self/task with getdents64: opendir would allocate. */
+static bool only_thread_left(void)
+{
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char self[24];
+    _hak_format(self, sizeof(self), "%ld", (long)syscall(SYS_gettid));
+    char buf[4096];
+    bool alone = true;
+    long n;
+    while (alone && (n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+        for (long off = 0; off < n;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
+                (void *)(buf + off);
+            off += d->reclen;
+            if (d->name[0] == '.' || strcmp(d->name, self) == 0) continue;
+            if (!thread_ended(d->name)) {
+                alone = false;
+                break;
+            }
+        }
+    }
+    close(fd);
+    return alone;
+}
+
 /* One pass over everything; when is the next one due (UINT64_MAX: never). */
 static uint64_t purge_pass(uint64_t now)
 {
@@ -78,20 +132,29 @@ static uint64_t purge_pass(uint64_t now)
 static void *purge_main(void *arg)
 {
     (void)arg;
+    uint64_t last_check = _hak_now_ms();
     pthread_mutex_lock(&purge_lock);
     for (;;) {
         uint64_t seen = atomic_load(&purge_gen);
         pthread_mutex_unlock(&purge_lock);
-        uint64_t due = purge_pass(_hak_now_ms());
+        uint64_t now = _hak_now_ms();
+        if (now - last_check >= LIVENESS_MS) {
+            last_check = now;
+            if (only_thread_left()) exit(0);
+        }
+        uint64_t due = purge_pass(now);
         pthread_mutex_lock(&purge_lock);
-        if (due == UINT64_MAX) {
+        bool idle = due == UINT64_MAX;
+        if (idle) {
             atomic_store(&purge_sleeping, true);
-            if (atomic_load(&purge_gen) == seen) pthread_cond_wait(&purge_wake, &purge_lock);
-            atomic_store(&purge_sleeping, false);
-            continue;
+            if (atomic_load(&purge_gen) != seen) {
+                atomic_store(&purge_sleeping, false);
+                continue;
+            }
+            due = _hak_now_ms() + LIVENESS_MS;
         }
         /* sleep until due, measured on the coarse clock passes use */
-        uint64_t now = _hak_now_ms();
+        now = _hak_now_ms();
         uint64_t wait_ms = due > now ? due - now + 1 : 1;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -102,6 +165,7 @@ static void *purge_main(void *arg)
             ts.tv_nsec -= 1000000000;
         }
         pthread_cond_timedwait(&purge_wake, &purge_lock, &ts);
+        if (idle) atomic_store(&purge_sleeping, false);
     }
     return NULL;
 }

@@ -113,22 +113,13 @@ int hak_stats_get(struct hak_stats *out)
     return 0;
 }
 
-static size_t format_line(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    size_t n = _hak_vformat(buf, cap, fmt, ap);
-    va_end(ap);
-    return n;
-}
-
 /* Writes the summary line by line through emit (stdio or a raw fd). */
 static void print_summary(void (*emit)(void *, const char *, size_t), void *arg)
 {
     static struct hak_stats st;   /* large; summaries are rare, not concurrent */
     char line[256];
     hak_stats_get(&st);
-#define LINE(...) emit(arg, line, format_line(line, sizeof(line), __VA_ARGS__))
+#define LINE(...) emit(arg, line, _hak_format(line, sizeof(line), __VA_ARGS__))
     LINE("hakmem statistics\n");
     if (st.counting) {
         LINE("  class   block      allocs       frees        live        peak\n");
