@@ -302,7 +302,7 @@ static void case_bad(size_t i, const char *value)
         fail("%s: the warning does not say the default, %s: %s", what, def, r.err);
 }
 
-static size_t edit_distance(const char *a, const char *b)
+static size_t test_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b), row[128];
     if (lb >= 128) return 1000;
@@ -359,9 +359,9 @@ static void case_unknown(const char *typo, size_t near)
 static void typo_case(size_t i, const char *typo)
 {
     if (typo[0] == '\0' || is_option(typo)) return;
-    size_t d = edit_distance(typo, options[i].name);
+    size_t d = test_distance(typo, options[i].name);
     for (size_t j = 0; j < N_OPTS; j++)
-        if (j != i && edit_distance(typo, options[j].name) <= d) return;
+        if (j != i && test_distance(typo, options[j].name) <= d) return;
     case_unknown(typo, i);
 }
 
