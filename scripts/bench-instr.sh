@@ -52,6 +52,13 @@ if [ ! -x "$BIN/bench_random_mixed_system" ]; then
 fi
 
 find_allocators "$BIN" bench_random_mixed "$WANT_ALLOCS"
+# hakmem with statistics on, to show what counting costs (and that it costs
+# the others nothing: "hakmem" runs with it off)
+declare -A EXTRA_ENV=()
+if [[ " ${ALLOCS[*]} " == *" hakmem "* ]]; then
+    ALLOCS+=(hakmem-stats); SUFFIX[hakmem-stats]=hakmem; PRELOAD[hakmem-stats]=""
+    EXTRA_ENV[hakmem-stats]="HAKMEM_STATS=1"
+fi
 [ ${#ALLOCS[@]} -gt 0 ] || { echo "bench-instr.sh: no allocator selected" >&2; exit 2; }
 echo "bench-instr.sh: bench_random_mixed $CYCLES $WS $SEED under callgrind; allocators: ${ALLOCS[*]}" >&2
 report_missing
@@ -74,6 +81,7 @@ for a in "${ALLOCS[@]}"; do
     cg=$TMP/cg.$a
     env_pre=()
     [ -z "${PRELOAD[$a]}" ] || env_pre=("LD_PRELOAD=${PRELOAD[$a]}")
+    [ -z "${EXTRA_ENV[$a]-}" ] || env_pre+=("${EXTRA_ENV[$a]}")
     if ! env "${env_pre[@]+"${env_pre[@]}"}" valgrind --tool=callgrind \
             --callgrind-out-file="$cg" --dump-before=run_cycles --dump-after=run_cycles \
             "$bin" "$CYCLES" "$WS" "$SEED" >"$TMP/out.$a" 2>"$TMP/err.$a"; then
@@ -92,7 +100,7 @@ for a in "${ALLOCS[@]}"; do
     # it was not in use (a preload ignored) and this would be glibc's count.
     case "$a" in
         glibc) lib="" ;;
-        hakmem) lib=libhakmem.so ;;
+        hakmem|hakmem-stats) lib=libhakmem.so ;;
         *) lib=$(basename "${PRELOAD[$a]}") ;;
     esac
     if [ -n "$lib" ] && ! grep -q "$lib" "$loop_part"; then

@@ -11,6 +11,8 @@
 #   <!-- memory:begin --> ... <!-- memory:end -->  memory-policy.md from the
 #       same directory (written by `make bench-full` or `make bench-memory`);
 #       its chart rss-over-time.png is copied to docs/bench-rss-over-time.png
+#   <!-- instr:begin --> ... <!-- instr:end -->    instr.md from the same
+#       directory (written by `make bench-instr`)
 # and the chart links are rewritten to point into docs/. So the README's
 # numbers always come from a run, never from typing. A section whose file is
 # missing is left as it is (with a note); if README has no memory markers
@@ -97,4 +99,11 @@ if [ -f "$memory" ]; then
     section "$mb" "$me" "$memory" rss-over-time.png docs/bench-rss-over-time.png
 else
     echo "update-readme.sh: note: $memory not found (make bench-memory); the memory section is left as it is" >&2
+fi
+
+instr=$(dirname "$results")/instr.md
+if [ -f "$instr" ] && markers_ok '<!-- instr:begin -->' '<!-- instr:end -->'; then
+    section '<!-- instr:begin -->' '<!-- instr:end -->' "$instr" none.png docs/none.png
+else
+    echo "update-readme.sh: note: $instr or the instr markers missing; that section is left as it is" >&2
 fi
