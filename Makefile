@@ -68,3 +68,4 @@ include tests/tests.mk
 
 clean:
 	rm -rf out
+include mk/install.mk

@@ -71,7 +71,7 @@ static void release_cached(hak_large *h, size_t map)
 static hak_large *cache_remove_locked(unsigned i)
 {
     hak_large *h = cache[i].h;
-    cache_bytes -= h->map_size;
+    __atomic_sub_fetch(&cache_bytes, h->map_size, __ATOMIC_RELAXED);
     cache[i] = cache[--cache_n];
     return h;
 }
@@ -121,7 +121,7 @@ static void cache_put(hak_large *h)
         evicted[n_evicted++] = cache_remove_locked(oldest);
     }
     cache[cache_n++] = (cache_entry){ h, _hak_now_ms() };
-    cache_bytes += h->map_size;
+    __atomic_add_fetch(&cache_bytes, h->map_size, __ATOMIC_RELAXED);
     _hak_large_unlock();
     for (unsigned i = 0; i < n_evicted; i++) release_cached(evicted[i], evicted[i]->map_size);
     _hak_purge_after_free();

@@ -33,7 +33,8 @@ static hak_superslab *ss_partial;
 static hak_superslab *ss_empty;
 static long ss_empty_count;
 static hak_slab_list abandoned[HAK_CLASSES];
-static size_t dirty_bytes;            /* bytes of dirty free units */
+static size_t dirty_bytes;            /* bytes of dirty free units (written under the
+                                         lock, atomically: read without it) */
 static long ss_mapped;                /* SuperSlabs mapped now */
 
 /* While slabs of exited threads hold blocks, the purge thread looks at them
@@ -110,7 +111,7 @@ static void mark_dirty(hak_superslab *ss, uint32_t units, uint64_t now)
         if (!(units >> u & 1) || (ss->dirty_units >> u & 1)) continue;
         ss->dirty_units |= 1u << u;
         ss->freed_ms[u] = now;
-        dirty_bytes += unit_bytes(u);
+        __atomic_add_fetch(&dirty_bytes, unit_bytes(u), __ATOMIC_RELAXED);
     }
 }
 
@@ -123,7 +124,7 @@ static void claim_dirty(hak_superslab *ss, uint32_t units)
     for (unsigned u = 0; u < HAK_UNITS; u++) {
         if (!(reused >> u & 1)) continue;
         if (ss->freed_ms[u] < oldest) oldest = ss->freed_ms[u];
-        dirty_bytes -= unit_bytes(u);
+        __atomic_sub_fetch(&dirty_bytes, unit_bytes(u), __ATOMIC_RELAXED);
     }
     ss->dirty_units &= ~reused;
     _hak_purge_note_reuse(now - oldest);
@@ -163,7 +164,7 @@ static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_
             ss->huge = false;
             _hak_os_huge_pages(ss, HAK_SS_SIZE, false);
         }
-        dirty_bytes -= bytes;
+        __atomic_sub_fetch(&dirty_bytes, bytes, __ATOMIC_RELAXED);
     }
     return next;
 }
@@ -171,7 +172,7 @@ static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_
 static void forget_dirty(hak_superslab *ss)
 {
     for (unsigned u = 0; u < HAK_UNITS; u++)
-        if (ss->dirty_units >> u & 1) dirty_bytes -= unit_bytes(u);
+        if (ss->dirty_units >> u & 1) __atomic_sub_fetch(&dirty_bytes, unit_bytes(u), __ATOMIC_RELAXED);
     ss->dirty_units = 0;
 }
 
@@ -196,7 +197,7 @@ static hak_slab *claim_units(hak_superslab *ss, int unit, unsigned span)
     claim_dirty(ss, units);
     if (was == ALL_UNITS) {
         ss_remove(&ss_empty, ss);
-        ss_empty_count--;
+        __atomic_sub_fetch(&ss_empty_count, 1, __ATOMIC_RELAXED);
         ss_push(&ss_partial, ss);
     }
     if (ss->free_units == 0) ss_remove(&ss_partial, ss);
@@ -237,7 +238,7 @@ static hak_superslab *release_units_locked(hak_slab *s)
             return ss;
         }
         ss_push(&ss_empty, ss);
-        ss_empty_count++;
+        __atomic_add_fetch(&ss_empty_count, 1, __ATOMIC_RELAXED);
     }
     mark_dirty(ss, units, _hak_now_ms());
     if (_hak_opt.free_policy == HAK_POLICY_EAGER) purge_ss_locked(ss, 0, 0);
@@ -307,7 +308,7 @@ hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
             if (ss == NULL) return NULL;
             _hak_pool_lock();
             ss_push(&ss_empty, ss);
-            ss_empty_count++;
+            __atomic_add_fetch(&ss_empty_count, 1, __ATOMIC_RELAXED);
             s = take_units_locked(span);
             _hak_pool_unlock();
         }
@@ -373,7 +374,7 @@ size_t _hak_pool_trim(void)
     while (ss_empty) {
         hak_superslab *ss = ss_empty;
         ss_remove(&ss_empty, ss);
-        ss_empty_count--;
+        __atomic_sub_fetch(&ss_empty_count, 1, __ATOMIC_RELAXED);
         forget_dirty(ss);
         ss->next = dead;
         dead = ss;

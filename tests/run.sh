@@ -7,8 +7,15 @@
 # test_prefix and the unit tests (linked only); python3 running
 # tests/py_churn.py (preload only, with pymalloc and with
 # PYTHONMALLOC=malloc) and everyday programs (tests/progs.sh, preload only);
-# a check that libhakmem.so's TLS is initial-exec; and the bench_random_mixed
-# regression case when the benchmark binaries exist.
+# HAKMEM_* options seen by a preloaded program (tests/options_env.sh); a
+# check that libhakmem.so's TLS is initial-exec; and the bench_random_mixed
+# regression case when the benchmark binaries exist. Once, as variant "all":
+# README.md's options table against src/options.c (tests/test_options_doc.sh)
+# and make install / uninstall into a temporary prefix (tests/test_install.sh).
+# Issue 6's cases, from tests/reliability.sh: per variant, test_mt_stress
+# and the prefix-API stress with 16 and 64 threads and the fuzz corpus
+# replay; with release, real programs preloaded (mode "real"); then the
+# ASan+UBSan and TSan builds (variants asan, tsan) and a short fuzz run.
 #
 # One line per case: "PASS variant mode name  (time)" or "FAIL variant mode
 # name: reason" followed by the last lines of its output; the last line is
@@ -20,6 +27,8 @@
 #                         matches run (e.g. "debug.*mt_stress")
 #   HAKTEST_TIMEOUT   seconds allowed per case (default 120)
 #   HAKTEST_SECONDS   run time of the time-bounded tests (their default)
+#   HAKTEST_SAN_VARIANTS  sanitizer variants to run (default "asan tsan")
+#   HAKTEST_FUZZ_SECONDS  length of the short fuzz run (default 25)
 # Each test is told its variant in HAKTEST_VARIANT.
 
 set -u
@@ -140,6 +149,9 @@ done
 
 PYTHON=$(command -v python3 || true)
 
+# issue 6: rel_variant_cases, rel_extra_cases
+. tests/reliability.sh
+
 t_start=$(now)
 for v in $VARIANTS_TO_RUN; do
     dir=out/$v/tests
@@ -189,6 +201,7 @@ for v in $VARIANTS_TO_RUN; do
                     env PYTHONMALLOC=malloc "$PYTHON" tests/py_churn.py
             fi
             run_case "$v" preload progs plain bash tests/progs.sh
+            run_case "$v" preload options_env plain bash tests/options_env.sh
         fi
     done
     # the original's regression case, with the benchmark program itself
@@ -201,7 +214,23 @@ for v in $VARIANTS_TO_RUN; do
         run_case "$v" preload bench_random_mixed plain \
             out/release/bench_random_mixed_system 25000 2048 123
     fi
+    rel_variant_cases "$v"
 done
+# once for all variants: the options' documentation (read through the
+# unit_options programs of the variants run), and the installation
+option_dumpers=()
+for v in $VARIANTS_TO_RUN; do
+    option_dumpers+=("out/$v/tests/unit_options")
+done
+run_case all static options_doc plain bash tests/test_options_doc.sh "${option_dumpers[@]}"
+# the secure build (forged free-list link, guard page, shuffled blocks) and
+# memcheck seeing the debug build's blocks
+run_case secure preload secure_check plain out/secure/tests/secure_check
+if [[ " $VARIANTS_TO_RUN " == *" debug "* ]]; then
+    run_case debug preload valgrind plain bash tests/vg_check.sh out/debug/tests/vg_client
+fi
+run_case all static install plain bash tests/test_install.sh
+rel_extra_cases
 t_end=$(now)
 
 if [ "$fail" -gt 0 ]; then

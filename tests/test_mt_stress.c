@@ -1,6 +1,7 @@
 /* test_mt_stress: multi-threaded stress (issue 2, "Tests").
  *
- * 8 worker threads allocate blocks of 8 bytes to 64 KiB (malloc, calloc,
+ * HAKTEST_THREADS worker threads (default 8; the runner also runs 16 and 64
+ * on two cores, oversubscribed) allocate blocks of 8 bytes to 64 KiB (malloc, calloc,
  * memalign, realloc), fill each with a pattern derived from its address and
  * size, and free them themselves or pass them through a shared queue to be
  * freed (or realloc'd, or kept) by another thread.  Meanwhile the main thread
@@ -9,6 +10,9 @@
  * contents are verified before it is freed or resized.  The run lasts
  * HAKTEST_SECONDS (default 3) seconds; then everything is freed and, in
  * the debug build, the live-block count must be back to its start value.
+ * The workers start together (a barrier) once all exist, and every thread
+ * stops its work at the deadline, so many threads on few cores stay within
+ * the time given.
  *
  * All threads run on stacks of their own (see t_thread in testutil.h) so
  * glibc's stack cache keeps no malloc'd blocks alive after the joins.
@@ -21,7 +25,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#define WORKERS 8
+#define MAX_WORKERS 256
 #define WAVE 4
 #define LOCAL 256
 #define QCAP 4096
@@ -38,7 +42,16 @@ static size_t q_head, q_count;
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static atomic_int stop;
+static double deadline;
+static pthread_barrier_t start_line;
 static atomic_ullong n_ops, n_remote_frees, n_threads, n_reallocs;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static int q_push(item_t it)
 {
@@ -185,7 +198,8 @@ static void *worker(void *arg)
     rng_seed(&r, 1000 + (uint64_t)id);
     static __thread item_t local[LOCAL];
     int nlocal = 0;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed))
+    pthread_barrier_wait(&start_line);
+    while (!atomic_load_explicit(&stop, memory_order_relaxed) && now_s() < deadline)
         for (int k = 0; k < 64; k++)
             step(&r, local, &nlocal);
     for (int i = 0; i < nlocal; i++)
@@ -203,8 +217,11 @@ static void *ephemeral(void *arg)
     static __thread item_t local[LOCAL];
     int nlocal = 0;
     int steps = 500 + (int)rng_below(&r, 3000);
-    for (int k = 0; k < steps; k++)
+    for (int k = 0; k < steps; k++) {
+        if (k % 64 == 63 && now_s() > deadline)
+            break;
         step(&r, local, &nlocal);
+    }
     /* fill up with fresh blocks, all handed over: freed after we are gone */
     while (nlocal < 64)
         local[nlocal++] = alloc_block(&r);
@@ -214,13 +231,6 @@ static void *ephemeral(void *arg)
     return NULL;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 int main(void)
 {
     test_init("test_mt_stress");
@@ -228,13 +238,21 @@ int main(void)
     const char *env = getenv("HAKTEST_SECONDS");
     if (env && atof(env) > 0)
         seconds = atof(env);
+    int nworkers = 8;
+    env = getenv("HAKTEST_THREADS");
+    if (env && atoi(env) > 0)
+        nworkers = atoi(env);
+    CHECK(nworkers <= MAX_WORKERS, "HAKTEST_THREADS=%d: at most %d", nworkers, MAX_WORKERS);
     live_begin();
 
-    static t_thread workers[WORKERS];
-    for (int i = 0; i < WORKERS; i++)
-        t_thread_start(&workers[i], worker, (void *)(intptr_t)i);
-
+    static t_thread workers[MAX_WORKERS];
     double end = now_s() + seconds;
+    deadline = end;
+    CHECK(pthread_barrier_init(&start_line, NULL, (unsigned)nworkers + 1) == 0, "barrier");
+    for (int i = 0; i < nworkers; i++)
+        t_thread_start(&workers[i], worker, (void *)(intptr_t)i);
+    pthread_barrier_wait(&start_line);
+
     uint64_t seed = 1;
     unsigned long long waves = 0;
     while (now_s() < end) {
@@ -247,8 +265,9 @@ int main(void)
         waves++;
     }
     atomic_store(&stop, 1);
-    for (int i = 0; i < WORKERS; i++)
+    for (int i = 0; i < nworkers; i++)
         t_thread_join(&workers[i]);
+    pthread_barrier_destroy(&start_line);
 
     /* what is left in the queue: verify and free */
     item_t it;
@@ -260,9 +279,10 @@ int main(void)
     CHECK(atomic_load(&n_remote_frees) > 0, "no cross-thread frees happened");
     CHECK(waves > 0, "no wave of short-lived threads ran");
     live_end("test_mt_stress");
-    printf("test_mt_stress: ok (%llu ops, %llu cross-thread frees, %llu reallocs, "
+    printf("test_mt_stress: ok (%d workers, %llu ops, %llu cross-thread frees, %llu reallocs, "
            "%llu short-lived threads in %llu waves, %zu drained at the end)\n",
-           (unsigned long long)atomic_load(&n_ops), (unsigned long long)atomic_load(&n_remote_frees),
+           nworkers, (unsigned long long)atomic_load(&n_ops),
+           (unsigned long long)atomic_load(&n_remote_frees),
            (unsigned long long)atomic_load(&n_reallocs), (unsigned long long)atomic_load(&n_threads),
            waves, drained);
     return 0;

@@ -12,8 +12,12 @@
 #   tests/test_prefix.c -> test_prefix_linked only, with libhakmem-prefix.a
 #   tests/unit_N.c   -> unit_N, linked only, with libhakmem.a and -Isrc
 #                       (unit tests may use internal headers)
-# Other cases run.sh runs: python3 tests/py_churn.py and tests/progs.sh
-# (preloaded), a TLS-model check of libhakmem.so, bench_random_mixed.
+# Other cases run.sh runs: python3 tests/py_churn.py, tests/progs.sh and
+# tests/options_env.sh (preloaded), a TLS-model check of libhakmem.so,
+# bench_random_mixed; and once: tests/test_options_doc.sh (README's options
+# table against src/options.c, read with unit_options --dump) and
+# tests/test_install.sh (make install/uninstall; builds tests/install_probe.c
+# against the installed files itself).
 
 TEST_CFLAGS   := -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -pthread -Iinclude \
                  -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc \
@@ -67,6 +71,16 @@ $(foreach v,$(VARIANTS),$(eval $(call TEST_RULES,$(v))))
 
 TEST_BINS := $(foreach v,$(VARIANTS),$(TEST_BINS_$(v)))
 
+# the secure build's own checks (preloaded out/secure) and the valgrind
+# check of the debug build: plain programs
+out/secure/tests/secure_check: tests/secure_check.c $(TEST_HEADERS) tests/tests.mk
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LIBS)
+out/debug/tests/vg_client: tests/vg_client.c tests/tests.mk
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O1 -g -fno-builtin-malloc -fno-builtin-free $< -o $@
+TEST_BINS += out/secure/tests/secure_check out/debug/tests/vg_client
+
 # The original's regression case runs the benchmark program itself
 # (bench_random_mixed 25000 2048 123, linked and preloaded); its rules live in
 # bench/bench.mk, and run.sh runs it when the binaries are there.
@@ -75,7 +89,11 @@ TEST_BINS += out/release/bench_random_mixed_hakmem out/release/bench_random_mixe
 endif
 
 .PHONY: test tests
-tests: $(VARIANTS) $(TEST_BINS)
+tests: $(VARIANTS) secure $(TEST_BINS)
 
 test: tests
 	bash tests/run.sh
+
+# issue 6: fuzzing (tests/fuzz.mk); sanitizers, real programs, stress with
+# many threads (tests/reliability.mk)
+include tests/fuzz.mk tests/reliability.mk
