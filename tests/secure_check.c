@@ -26,28 +26,19 @@ static int forged_link(void)
     return 0;
 }
 
+static void abort_body(void *fn)
+{
+    signal(SIGABRT, SIG_DFL);
+    _exit(((int (*)(void))fn)());
+}
+
 static void expect_abort(int (*fn)(void), const char *what)
 {
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        signal(SIGABRT, SIG_DFL);
-        _exit(fn());
-    }
-    close(fds[1]);
-    char err[2048];
-    size_t len = 0;
-    ssize_t n;
-    while ((n = read(fds[0], err + len, sizeof(err) - 1 - len)) > 0) len += (size_t)n;
-    err[len] = '\0';
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: not aborted (status %#x): %s", what, st, err);
-    CHECK(strstr(err, what) != NULL, "message lacks \"%s\": %s", what, err);
-    printf("detected: %s", err);
+    t_child r = t_run_child(abort_body, (void *)fn);
+    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "%s: not aborted (status %#x): %s", what, r.status,
+          r.err);
+    CHECK(strstr(r.err, what) != NULL, "message lacks \"%s\": %s", what, r.err);
+    printf("detected: %s", r.err);
 }
 
 static int touch_guard(void)

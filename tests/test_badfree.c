@@ -10,43 +10,20 @@
 
 #include "testutil.h"
 
-typedef struct {
-    int status;
-    char err[4096];
-} child_result;
-
 static void *volatile bad_ptr;   /* what the child frees; named in the message */
 
-/* Runs fn in a child with stderr captured. */
-static child_result run_child(void (*fn)(void))
+/* The body of a child: default SIGABRT, a time limit, then the case. */
+static void child_body(void *fn)
 {
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        signal(SIGABRT, SIG_DFL);
-        alarm(20);
-        fn();
-        _exit(0);   /* survived: the parent reports it */
-    }
-    close(fds[1]);
-    child_result r = { 0, "" };
-    size_t len = 0;
-    ssize_t n;
-    while ((n = read(fds[0], r.err + len, sizeof(r.err) - 1 - len)) > 0) len += (size_t)n;
-    r.err[len] = '\0';
-    close(fds[0]);
-    CHECK(waitpid(pid, &r.status, 0) == pid, "waitpid");
-    return r;
+    signal(SIGABRT, SIG_DFL);
+    alarm(20);
+    ((void (*)(void))fn)();
 }
 
 /* The child died by SIGABRT and said `what` and the pointer, in one line. */
 static void expect_abort(const char *name, void (*fn)(void), const char *what)
 {
-    child_result r = run_child(fn);
+    t_child r = t_run_child(child_body, (void *)fn);
     CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT,
           "%s: child was not aborted (status %#x), stderr: %s", name, r.status, r.err);
     char addr[32];

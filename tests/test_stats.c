@@ -77,34 +77,23 @@ static int child_segv(int own)
 }
 
 typedef struct {
-    int status;
-    char out[8192];
-} run_result;
+    const char *mode, *setting;
+} rerun_args;
+
+static void rerun_body(void *p)
+{
+    rerun_args *a = p;
+    if (a->setting) putenv((char *)a->setting);
+    execl("/proc/self/exe", "/proc/self/exe", a->mode, (char *)NULL);
+    _exit(127);
+}
 
 /* Runs this program again with argv[1] = mode and the given environment
  * setting (NAME=VALUE or NULL), capturing its stderr. */
-static run_result rerun(const char *self, const char *mode, const char *setting)
+static t_child rerun(const char *mode, const char *setting)
 {
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        if (setting) putenv((char *)setting);
-        execl(self, self, mode, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    run_result r = { 0, "" };
-    size_t len = 0;
-    ssize_t n;
-    while ((n = read(fds[0], r.out + len, sizeof(r.out) - 1 - len)) > 0) len += (size_t)n;
-    r.out[len] = '\0';
-    close(fds[0]);
-    CHECK(waitpid(pid, &r.status, 0) == pid, "waitpid");
-    return r;
+    rerun_args a = { mode, setting };
+    return t_run_child(rerun_body, &a);
 }
 
 int main(int argc, char **argv)
@@ -117,33 +106,32 @@ int main(int argc, char **argv)
         return 2;
     }
     test_init("test_stats");
-    const char *self = "/proc/self/exe";
 
-    run_result r = rerun(self, "stats", "HAKMEM_STATS=1");
-    CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "stats child failed: %s", r.out);
-    CHECK(strstr(r.out, "hakmem statistics") != NULL, "no summary at exit: %s", r.out);
-    CHECK(strstr(r.out, "3072\t1000\t400\t600\t1000") != NULL, "summary lacks the 3072-byte row: %s", r.out);
-    r = rerun(self, "stats", NULL);
-    CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "stats child (off) failed: %s", r.out);
-    CHECK(strstr(r.out, "hakmem statistics") == NULL, "summary printed without HAKMEM_STATS: %s", r.out);
+    t_child r = rerun("stats", "HAKMEM_STATS=1");
+    CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "stats child failed: %s", r.err);
+    CHECK(strstr(r.err, "hakmem statistics") != NULL, "no summary at exit: %s", r.err);
+    CHECK(strstr(r.err, "3072\t1000\t400\t600\t1000") != NULL, "summary lacks the 3072-byte row: %s", r.err);
+    r = rerun("stats", NULL);
+    CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "stats child (off) failed: %s", r.err);
+    CHECK(strstr(r.err, "hakmem statistics") == NULL, "summary printed without HAKMEM_STATS: %s", r.err);
 
-    r = rerun(self, "segv", NULL);
-    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "segv child status %#x: %s", r.status, r.out);
-    CHECK(strstr(r.out, "crash report: SIGSEGV at address") != NULL, "no report: %s", r.out);
-    CHECK(strstr(r.out, "is in SuperSlab") && strstr(r.out, "(8192 bytes), block"), "report lacks the block: %s", r.out);
-    printf("segv report:\n%s", r.out);
+    r = rerun("segv", NULL);
+    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "segv child status %#x: %s", r.status, r.err);
+    CHECK(strstr(r.err, "crash report: SIGSEGV at address") != NULL, "no report: %s", r.err);
+    CHECK(strstr(r.err, "is in SuperSlab") && strstr(r.err, "(8192 bytes), block"), "report lacks the block: %s", r.err);
+    printf("segv report:\n%s", r.err);
 
-    r = rerun(self, "abort", NULL);
-    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "abort child status %#x: %s", r.status, r.out);
-    CHECK(strstr(r.out, "crash report: SIGABRT") != NULL, "no abort report: %s", r.out);
+    r = rerun("abort", NULL);
+    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "abort child status %#x: %s", r.status, r.err);
+    CHECK(strstr(r.err, "crash report: SIGABRT") != NULL, "no abort report: %s", r.err);
 
-    r = rerun(self, "segv", "HAKMEM_CRASH_REPORT=0");
+    r = rerun("segv", "HAKMEM_CRASH_REPORT=0");
     CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "segv child (off) status %#x", r.status);
-    CHECK(strstr(r.out, "crash report") == NULL, "report printed though off: %s", r.out);
+    CHECK(strstr(r.err, "crash report") == NULL, "report printed though off: %s", r.err);
 
-    r = rerun(self, "segv-own", NULL);
-    CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 42, "own handler child status %#x: %s", r.status, r.out);
-    CHECK(strstr(r.out, "crash report") == NULL, "report printed over the program's handler: %s", r.out);
+    r = rerun("segv-own", NULL);
+    CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 42, "own handler child status %#x: %s", r.status, r.err);
+    CHECK(strstr(r.err, "crash report") == NULL, "report printed over the program's handler: %s", r.err);
     printf("test_stats: ok\n");
     return 0;
 }

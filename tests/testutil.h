@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifdef __cplusplus
@@ -273,6 +274,40 @@ static T_UNUSED void live_end(const char *what)
     printf("live-check: done (%s: %lld blocks)\n", what, now);
 }
 
+
+/* ---- a child process with its stderr captured ---------------------------
+ * t_run_child forks; the child sends its stderr into a pipe, runs fn(arg)
+ * and exits 0 if fn returns. The parent collects everything the child wrote
+ * and its wait status. */
+typedef struct {
+    int status;
+    char err[8192];
+} t_child;
+
+static T_UNUSED t_child t_run_child(void (*fn)(void *), void *arg)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    t_child r;
+    r.status = 0;
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fds[0], r.err + len, sizeof(r.err) - 1 - len)) > 0)
+        len += (size_t)n;
+    r.err[len] = '\0';
+    close(fds[0]);
+    CHECK(waitpid(pid, &r.status, 0) == pid, "waitpid");
+    return r;
+}
 
 /* ---- threads with stacks of our own --------------------------------------
  * glibc keeps the stacks of finished threads in a cache, and with each cached
