@@ -29,7 +29,7 @@ static HAK_NOINLINE void *malloc_slow(size_t size)
     return p;
 }
 
-/* Budget: about 10 instructions on the fast path (TLS load, class lookup,
+/* Budget: about 16 instructions on the fast path (TLS load, class lookup,
  * pop); check with `make bench-instr`. */
 void *_hak_malloc(size_t size)
 {

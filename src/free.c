@@ -47,7 +47,7 @@ static HAK_NOINLINE void free_other(void *p, uintptr_t v)
     errno = saved;
 }
 
-/* Budget: about 15 instructions on the fast path (map lookup, slab lookup,
+/* Budget: about 40 instructions on the fast path (map lookup, slab lookup,
  * owner compare, push). */
 void _hak_free(void *p)
 {
