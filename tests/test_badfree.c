@@ -132,6 +132,13 @@ static void free_interior_small(void)
     free(bad_ptr);
 }
 
+static void trace_child(void *argv0)
+{
+    setenv("HAKMEM_FREE_ROUTE_TRACE", "1", 1);
+    execl("/proc/self/exe", (char *)argv0, "trace", (char *)NULL);
+    _exit(127);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "trace") == 0) {   /* the route-trace child */
@@ -153,26 +160,9 @@ int main(int argc, char **argv)
         expect_abort("write after free", write_after_free, "write after free");
 
         /* route trace: the option is read at start-up, so run a new process */
-        int fds[2];
-        CHECK(pipe(fds) == 0, "pipe");
-        pid_t pid = fork();
-        CHECK(pid >= 0, "fork");
-        if (pid == 0) {
-            dup2(fds[1], 2);
-            setenv("HAKMEM_FREE_ROUTE_TRACE", "1", 1);
-            execl("/proc/self/exe", argv[0], "trace", (char *)NULL);
-            _exit(127);
-        }
-        close(fds[1]);
-        static char buf[1 << 16];
-        size_t len = 0;
-        ssize_t n;
-        while ((n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0) len += (size_t)n;
-        buf[len] = '\0';
-        int st;
-        CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "trace child status %#x", st);
-        CHECK(strstr(buf, "-> local") != NULL, "no free route trace in: %.300s", buf);
+        t_child r = t_run_child(trace_child, argv[0]);
+        CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "trace child status %#x", r.status);
+        CHECK(strstr(r.err, "-> local") != NULL, "no free route trace in: %.300s", r.err);
     }
     printf("test_badfree: ok\n");
     return 0;

@@ -118,36 +118,21 @@ static void child(void)
         free(hold[i]);
 }
 
+/* The out-of-memory phases run in a child, with a time limit. */
+static void oom_child(void *arg)
+{
+    (void)arg;
+    alarm(60);
+    child();
+}
+
 int main(void)
 {
     test_init("test_oom");
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        close(fds[1]);
-        alarm(60);
-        child();
-        _exit(0);
-    }
-    close(fds[1]);
-    char out[4096];
-    size_t n = 0;
-    for (;;) {
-        ssize_t k = read(fds[0], out + n, sizeof out - 1 - n);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-        if (n == sizeof out - 1)
-            break;
-    }
-    out[n] = 0;
-    close(fds[0]);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    t_child r = t_run_child(oom_child, NULL);
+    int st = r.status;
+    char *out = r.err;
+    size_t n = strlen(out);
     for (size_t i = 0; i + 1 < n; i++)
         if (out[i] == '\n')
             out[i] = ' ';

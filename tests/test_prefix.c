@@ -215,36 +215,19 @@ static void test_threads(void)
 /* hak_free(bad) in a child must die by SIGABRT and name the pointer */
 static char static_area[256];
 
+static void free_in_child(void *bad)
+{
+    signal(SIGABRT, SIG_DFL);
+    alarm(20);
+    hak_free(bad);   /* hakmem aborts; returning fails the case */
+}
+
 static void expect_abort(void *bad, const char *what)
 {
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        close(fds[1]);
-        signal(SIGABRT, SIG_DFL);
-        alarm(20);
-        hak_free(bad);
-        _exit(0);  /* not reached if hakmem aborts */
-    }
-    close(fds[1]);
-    char out[4096];
-    size_t n = 0;
-    for (;;) {
-        ssize_t k = read(fds[0], out + n, sizeof out - 1 - n);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-        if (n == sizeof out - 1)
-            break;
-    }
-    out[n] = 0;
-    close(fds[0]);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    t_child r = t_run_child(free_in_child, bad);
+    int st = r.status;
+    char *out = r.err;
+    size_t n = strlen(out);
     char *nl;
     while ((nl = strchr(out, '\n')) && nl[1])
         *nl = ' ';
@@ -259,7 +242,7 @@ static void expect_abort(void *bad, const char *what)
     /* the message names the pointer, in hex, whatever the case or prefix */
     char hex[32];
     snprintf(hex, sizeof hex, "%lx", (unsigned long)(uintptr_t)bad);
-    char lower[4096];
+    char lower[sizeof(r.err)];
     for (size_t i = 0; i <= n; i++)
         lower[i] = (char)((out[i] >= 'A' && out[i] <= 'F') ? out[i] - 'A' + 'a' : out[i]);
     CHECK(strstr(lower, hex) != NULL, "hak_free(%p) (%s) aborted, but its message does not "
