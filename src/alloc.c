@@ -21,7 +21,7 @@ static HAK_NOINLINE void *malloc_slow(size_t size)
             return NULL;
         }
     }
-    unsigned cls = _hak_class_of(size);
+    unsigned cls = hak_class_fast(size);   /* the table is filled once a heap exists */
     void *p = hak_slab_pop(heap->active[cls]);
     if (p == NULL) p = _hak_heap_refill_alloc(heap, cls);
     if (p == NULL) errno = ENOMEM;

@@ -159,6 +159,7 @@ static void heap_abandon(hak_heap *heap)
             else _hak_pool_abandon_slab(s);
         }
     }
+    _hak_heap_return_spares(heap);
 }
 
 static void thread_done(void *arg)
@@ -178,13 +179,13 @@ hak_heap *_hak_heap_first_of_all(void)
     return __atomic_load_n(&all_heaps, __ATOMIC_ACQUIRE);
 }
 
-/* malloc_trim: the thread's empty slabs (kept as its current ones) go back
- * to the pool. Returns the bytes given back. */
+/* malloc_trim: the thread's empty slabs (its spares, and current ones that
+ * emptied) go back to the pool. Returns the bytes given back. */
 size_t _hak_heap_trim_thread(hak_heap *heap)
 {
-    size_t bytes = 0;
     if (heap->is_empty_heap) return 0;
     _hak_heap_drain_delayed(heap);
+    size_t bytes = _hak_heap_return_spares(heap);
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
         hak_slab *s = heap->partial[c].first;
         while (s) {
@@ -193,7 +194,7 @@ size_t _hak_heap_trim_thread(hak_heap *heap)
             if (s->used == 0) {
                 if (heap->active[c] == s) heap->cur[c] = heap->active[c] = &_hak_slab_empty;
                 _hak_slab_list_remove(&heap->partial[c], s);
-                bytes += (size_t)s->span * HAK_UNIT_SIZE;
+                bytes += hak_unit_bytes(s->unit);
                 _hak_pool_return_slab(s);
             }
             s = next;

@@ -58,11 +58,10 @@
 #define HAK_SS_SHIFT       21
 #define HAK_SS_SIZE        ((size_t)1 << HAK_SS_SHIFT)  /* SuperSlab: 2 MiB, aligned */
 #define HAK_SS_MASK        (HAK_SS_SIZE - 1)
-#define HAK_UNIT_SHIFT     16
-#define HAK_UNIT_SIZE      ((size_t)1 << HAK_UNIT_SHIFT) /* slab unit: 64 KiB */
-#define HAK_UNITS          (HAK_SS_SIZE / HAK_UNIT_SIZE) /* 32 units per SuperSlab */
-#define HAK_MID_SPAN       8                        /* units in a mid-class slab */
-#define HAK_TINY_MAX       1024                     /* tiny classes: 1-unit slabs */
+#define HAK_UNIT_SHIFT     17
+#define HAK_UNIT_SIZE      ((size_t)1 << HAK_UNIT_SHIFT) /* slab unit: 128 KiB */
+#define HAK_UNITS          (HAK_SS_SIZE / HAK_UNIT_SIZE) /* 16 units per SuperSlab */
+#define HAK_HEAP_SPARE     4
 #define HAK_SMALL_MAX      32768                    /* above: large blocks (mmap) */
 #define HAK_CLASSES        72
 #define HAK_MAX_REQUEST    ((size_t)1 << 46)        /* larger requests fail: ENOMEM */
@@ -90,8 +89,10 @@ enum {
     HAK_REMOTE_STATE_MASK = 3,
 };
 
-/* One slab: a run of 1 or HAK_MID_SPAN units serving one size class. The
- * descriptor of a slab is that of its first unit; the others are unused. */
+/* One slab: one unit serving one size class. Every class, up to 32 KiB, has
+ * 1-unit slabs (at least 3 blocks), so a slab that empties can serve any
+ * class next; larger slabs for the mid classes would hold on to more memory
+ * per class. */
 typedef struct hak_slab {
     hak_block *free;                     /* owner-only local free list */
     uint32_t used;                       /* blocks out: handed out, not back with the owner */
@@ -99,9 +100,9 @@ typedef struct hak_slab {
     uint16_t capacity;                   /* blocks the slab holds (<= HAK_MAX_SLAB_BLOCKS) */
     uint32_t block_size;                 /* 0 while the slab is in the pool */
     uint8_t cls;                         /* size class */
-    uint8_t span;                        /* units spanned: 1 or HAK_MID_SPAN */
     uint8_t in_full;                     /* owner-only: on the owner's full list */
-    uint8_t unit;                        /* index of the first unit in its SuperSlab */
+    uint8_t unit;                        /* index of its unit in its SuperSlab */
+    uint8_t _pad8;
     uint32_t start_off;                  /* first block, from the SuperSlab base (an offset,
                                             so that no pointer to it stays behind for
                                             valgrind's leak check) */
@@ -118,7 +119,6 @@ typedef struct hak_superslab {
     uint32_t dirty_units;                /* free units whose pages may be resident (pool lock) */
     struct hak_superslab *next, *prev;   /* pool's partial or empty list (pool lock) */
     uint64_t freed_ms[HAK_UNITS];        /* when each dirty unit was freed (pool lock) */
-    uint8_t head[HAK_UNITS];             /* unit -> first unit of the slab covering it */
     bool huge;                           /* MADV_HUGEPAGE asked for (pool lock) */
     hak_slab slabs[HAK_UNITS];
 #if HAK_DEBUG
@@ -133,8 +133,7 @@ typedef struct hak_superslab {
 
 static inline hak_slab *hak_slab_of(hak_superslab *ss, const void *p)
 {
-    size_t unit = ((uintptr_t)p & HAK_SS_MASK) >> HAK_UNIT_SHIFT;
-    return &ss->slabs[ss->head[unit]];
+    return &ss->slabs[((uintptr_t)p & HAK_SS_MASK) >> HAK_UNIT_SHIFT];
 }
 
 static inline hak_superslab *hak_ss_of_slab(const hak_slab *s)
@@ -145,6 +144,17 @@ static inline hak_superslab *hak_ss_of_slab(const hak_slab *s)
 static inline char *hak_slab_start(const hak_slab *s)
 {
     return (char *)hak_ss_of_slab(s) + s->start_off;
+}
+
+/* Where the blocks of unit u may go, and how many bytes: unit 0 starts after
+ * the header, and in the secure build the last unit ends before the guard. */
+static inline size_t hak_unit_offset(unsigned u)
+{
+    return (size_t)u * HAK_UNIT_SIZE + (u == 0 ? HAK_SS_HEADER_SIZE : 0);
+}
+static inline size_t hak_unit_bytes(unsigned u)
+{
+    return HAK_UNIT_SIZE - (u == 0 ? HAK_SS_HEADER_SIZE : 0) - (u == HAK_UNITS - 1 ? HAK_SS_GUARD : 0);
 }
 
 /* Header at the base of a large block's mapping. */
@@ -166,6 +176,9 @@ typedef struct hak_heap {
     hak_slab *active[HAK_CLASSES];       /* slab the heap allocates from */
     hak_slab_list partial[HAK_CLASSES];  /* owned slabs with room (active among them) */
     hak_slab_list full[HAK_CLASSES];     /* owned slabs with no room when last seen */
+    hak_slab_list spare;                 /* empty slabs kept for any class (at most
+                                            HAK_HEAP_SPARE), in the pool's state */
+    uint32_t spare_count;
     _Atomic(hak_block *) delayed_a;      /* blocks other threads freed into our full slabs */
     struct hak_heap *owner_tag;          /* what owned slabs store as owner: the heap, or
                                             heap+1 in statistics mode (see stats.c) */
@@ -231,10 +244,6 @@ static inline unsigned hak_class_fast(size_t size)
 {
     return _hak_class_of_bucket[(size + HAK_ALIGN - 1) / HAK_ALIGN];
 }
-static inline unsigned hak_class_span(unsigned cls)
-{
-    return _hak_class_size[cls] <= HAK_TINY_MAX ? 1 : HAK_MID_SPAN;
-}
 
 /* superslab.c: SuperSlabs and the shared pool of slabs. */
 hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls);
@@ -256,7 +265,8 @@ void  _hak_slab_collect_remote(hak_slab *s);
 void  _hak_heap_drain_delayed(hak_heap *heap);
 void  _hak_slab_list_push(hak_slab_list *l, hak_slab *s);
 void  _hak_slab_list_remove(hak_slab_list *l, hak_slab *s);
-void  _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls, char *start, size_t bytes);
+void  _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls);
+size_t _hak_heap_return_spares(hak_heap *heap);
 extern hak_slab _hak_slab_empty;
 
 /* heap.c: per-thread heaps, process start, thread exit, fork. */

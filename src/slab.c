@@ -1,9 +1,16 @@
 /* slab.c: the slab-level slow paths of a heap.
  *
  * Owns: carving fresh blocks out of a slab (bump allocation, a page's worth
- * at a time), collecting blocks other threads freed, the partial and full
- * lists of each heap, the remote-free protocol, and the hand-off of blocks
- * freed by other threads into a full slab (the heap's delayed list).
+ * at a time), collecting blocks other threads freed, the partial, full and
+ * spare lists of each heap, the remote-free protocol, and the hand-off of
+ * blocks freed by other threads into a full slab (the heap's delayed list).
+ *
+ * Spare slabs. A slab that empties goes onto its heap's spare list, up to
+ * HAK_HEAP_SPARE of them, and only beyond that back to the pool. Any class
+ * of the heap takes a spare before asking the pool, so memory moves between
+ * the heap's classes without the pool's lock, and warm pages are used again
+ * before fresh ones. A spare is in the pool's state (no owner, block size 0),
+ * so a stray free into it is refused as in a pool slab.
  *
  * Remote frees. A block freed by a thread that does not own its slab is
  * pushed with one CAS onto the slab's remote list; the owner takes the whole
@@ -31,16 +38,16 @@ hak_slab _hak_slab_empty;
 /* at least this many per batch: the secure build shuffles each batch */
 #define CARVE_MIN_BLOCKS (HAK_SECURE ? 16 : 1)
 
-void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls, char *start, size_t bytes)
+void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls)
 {
     s->free = NULL;
     s->used = 0;
     s->bump = 0;
     s->block_size = _hak_class_size[cls];
-    s->capacity = (uint16_t)(bytes / s->block_size);
+    s->capacity = (uint16_t)(hak_unit_bytes(s->unit) / s->block_size);
     s->cls = (uint8_t)cls;
     s->in_full = 0;
-    s->start_off = (uint32_t)(start - (char *)hak_ss_of_slab(s));
+    s->start_off = (uint32_t)hak_unit_offset(s->unit);
     s->next = s->prev = NULL;
     atomic_store_explicit(&s->remote_a, HAK_REMOTE_NORMAL, memory_order_relaxed);
     atomic_store_explicit(&s->owner_a, heap->owner_tag, memory_order_release);
@@ -193,22 +200,57 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
             s = next;
         }
         hak_heap_set_active(heap, cls, &_hak_slab_empty);
-        s = _hak_pool_take_slab(heap, cls);
-        if (s == NULL) return NULL;
+        s = heap->spare.first;
+        if (s) {
+            _hak_slab_list_remove(&heap->spare, s);
+            heap->spare_count--;
+            _hak_slab_init(s, heap, cls);
+        } else {
+            s = _hak_pool_take_slab(heap, cls);
+            if (s == NULL) return NULL;
+        }
         _hak_slab_list_push(&heap->partial[cls], s);
     }
+}
+
+/* An empty slab leaves its class: onto the spare list, or back to the pool
+ * when the heap has enough spares. */
+static void heap_release_slab(hak_heap *heap, hak_slab *s)
+{
+    _hak_slab_list_remove(&heap->partial[s->cls], s);
+    if (heap->spare_count < HAK_HEAP_SPARE) {
+        s->block_size = 0;
+        s->free = NULL;
+        atomic_store_explicit(&s->owner_a, NULL, memory_order_relaxed);
+        _hak_slab_list_push(&heap->spare, s);
+        heap->spare_count++;
+        return;
+    }
+    int saved = errno;
+    _hak_pool_return_slab(s);
+    errno = saved;
 }
 
 /* After a local free: the slab became empty, or it was on the full list. */
 void _hak_slab_free_slow(hak_heap *heap, hak_slab *s)
 {
     if (s->in_full) slab_leave_full(heap, s);
-    if (s->used == 0 && heap->active[s->cls] != s) {
-        int saved = errno;
-        _hak_slab_list_remove(&heap->partial[s->cls], s);
+    if (s->used == 0 && heap->active[s->cls] != s) heap_release_slab(heap, s);
+}
+
+/* The heap's spare slabs go back to the pool (thread exit, malloc_trim).
+ * Returns their bytes. */
+size_t _hak_heap_return_spares(hak_heap *heap)
+{
+    size_t bytes = 0;
+    while (heap->spare.first) {
+        hak_slab *s = heap->spare.first;
+        _hak_slab_list_remove(&heap->spare, s);
+        heap->spare_count--;
+        bytes += hak_unit_bytes(s->unit);
         _hak_pool_return_slab(s);
-        errno = saved;
     }
+    return bytes;
 }
 
 /* ---- remote frees ------------------------------------------------------- */

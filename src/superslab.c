@@ -1,9 +1,9 @@
 /* superslab.c: SuperSlabs and the shared pool of slabs.
  *
- * A SuperSlab is a 2 MiB-aligned mapping of 32 units of 64 KiB. Its header
+ * A SuperSlab is a 2 MiB-aligned mapping of 16 units of 128 KiB. Its header
  * (the hak_superslab struct) sits in the first page(s) of unit 0, so the slab
- * starting at unit 0 is shorter than the others. A slab is 1 unit (tiny
- * classes, <= 1 KiB) or 8 aligned units (mid classes, <= 32 KiB).
+ * of unit 0 is shorter than the others. A slab is one unit, whatever its
+ * class: a unit that empties can serve any class next.
  *
  * The pool hands slabs to heaps and takes them back when they are empty; a
  * returned slab can then serve any class. It also keeps the slabs abandoned
@@ -26,7 +26,7 @@
 
 #include "internal.h"
 
-#define ALL_UNITS 0xFFFFFFFFu
+#define ALL_UNITS ((uint32_t)((1ull << HAK_UNITS) - 1))
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_superslab *ss_partial;
@@ -76,7 +76,7 @@ static hak_superslab *ss_map(void)
     }
     if (HAK_SS_GUARD) _hak_os_protect_none((char *)ss + HAK_SS_SIZE - HAK_SS_GUARD, HAK_SS_GUARD);
     ss->free_units = ALL_UNITS;   /* the rest of the header is zero from mmap */
-    for (unsigned u = 0; u < HAK_UNITS; u++) ss->head[u] = (uint8_t)u;
+    for (unsigned u = 0; u < HAK_UNITS; u++) ss->slabs[u].unit = (uint8_t)u;
     long mapped = __atomic_add_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
     /* auto: huge pages only once the heap is busy, so a small program never
      * pays 2 MiB of resident memory for a few blocks */
@@ -94,24 +94,13 @@ static void ss_unmap(hak_superslab *ss)
 
 /* ---- dirty units ----------------------------------------------------- */
 
-/* The pages of unit u that blocks use (unit 0 keeps its header). */
-static char *unit_start(hak_superslab *ss, unsigned u)
-{
-    return (char *)ss + (size_t)u * HAK_UNIT_SIZE + (u == 0 ? HAK_SS_HEADER_SIZE : 0);
-}
-
-static size_t unit_bytes(unsigned u)
-{
-    return HAK_UNIT_SIZE - (u == 0 ? HAK_SS_HEADER_SIZE : 0) - (u == HAK_UNITS - 1 ? HAK_SS_GUARD : 0);
-}
-
 static void mark_dirty(hak_superslab *ss, uint32_t units, uint64_t now)
 {
     for (unsigned u = 0; u < HAK_UNITS; u++) {
         if (!(units >> u & 1) || (ss->dirty_units >> u & 1)) continue;
         ss->dirty_units |= 1u << u;
         ss->freed_ms[u] = now;
-        __atomic_add_fetch(&dirty_bytes, unit_bytes(u), __ATOMIC_RELAXED);
+        __atomic_add_fetch(&dirty_bytes, hak_unit_bytes(u), __ATOMIC_RELAXED);
     }
 }
 
@@ -124,7 +113,7 @@ static void claim_dirty(hak_superslab *ss, uint32_t units)
     for (unsigned u = 0; u < HAK_UNITS; u++) {
         if (!(reused >> u & 1)) continue;
         if (ss->freed_ms[u] < oldest) oldest = ss->freed_ms[u];
-        __atomic_sub_fetch(&dirty_bytes, unit_bytes(u), __ATOMIC_RELAXED);
+        __atomic_sub_fetch(&dirty_bytes, hak_unit_bytes(u), __ATOMIC_RELAXED);
     }
     ss->dirty_units &= ~reused;
     _hak_purge_note_reuse(now - oldest);
@@ -152,11 +141,11 @@ static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_
         size_t bytes = 0;
         while (u < HAK_UNITS && (ss->dirty_units >> u & 1) &&
                (now - ss->freed_ms[u] >= delay_ms || now < ss->freed_ms[u])) {
-            bytes += unit_bytes(u);
+            bytes += hak_unit_bytes(u);
             ss->dirty_units &= ~(1u << u);
             u++;
         }
-        _hak_os_decommit(unit_start(ss, first), bytes);
+        _hak_os_decommit((char *)ss + hak_unit_offset(first), bytes);
         _hak_stats_purged(bytes);
         /* auto: a SuperSlab with idle memory is not busy; keep khugepaged from
          * filling the purged pages back in as a huge page */
@@ -172,27 +161,24 @@ static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_
 static void forget_dirty(hak_superslab *ss)
 {
     for (unsigned u = 0; u < HAK_UNITS; u++)
-        if (ss->dirty_units >> u & 1) __atomic_sub_fetch(&dirty_bytes, unit_bytes(u), __ATOMIC_RELAXED);
+        if (ss->dirty_units >> u & 1) __atomic_sub_fetch(&dirty_bytes, hak_unit_bytes(u), __ATOMIC_RELAXED);
     ss->dirty_units = 0;
 }
 
 /* ---- taking and returning slabs -------------------------------------- */
 
-/* First unit of a free run of `span` units (aligned to span), or -1. */
-static int find_units(uint32_t free_units, unsigned span)
+/* The free unit of ss to use next: a dirty one if any, since its pages are
+ * likely resident already, so reusing it costs no new memory. */
+static unsigned pick_unit(hak_superslab *ss)
 {
-    if (span == 1) return free_units ? __builtin_ctz(free_units) : -1;
-    for (unsigned u = 0; u < HAK_UNITS; u += span) {
-        uint32_t mask = ((1u << span) - 1) << u;
-        if ((free_units & mask) == mask) return (int)u;
-    }
-    return -1;
+    uint32_t warm = ss->free_units & ss->dirty_units;
+    return (unsigned)__builtin_ctz(warm ? warm : ss->free_units);
 }
 
-static hak_slab *claim_units(hak_superslab *ss, int unit, unsigned span)
+static hak_slab *claim_unit(hak_superslab *ss, unsigned unit)
 {
     uint32_t was = ss->free_units;
-    uint32_t units = ((1u << span) - 1) << unit;
+    uint32_t units = 1u << unit;
     ss->free_units &= ~units;
     claim_dirty(ss, units);
     if (was == ALL_UNITS) {
@@ -201,20 +187,13 @@ static hak_slab *claim_units(hak_superslab *ss, int unit, unsigned span)
         ss_push(&ss_partial, ss);
     }
     if (ss->free_units == 0) ss_remove(&ss_partial, ss);
-    for (unsigned u = 0; u < span; u++) ss->head[unit + u] = (uint8_t)unit;
-    hak_slab *s = &ss->slabs[unit];
-    s->unit = (uint8_t)unit;
-    s->span = (uint8_t)span;
-    return s;
+    return &ss->slabs[unit];
 }
 
-static hak_slab *take_units_locked(unsigned span)
+static hak_slab *take_unit_locked(void)
 {
-    for (hak_superslab *ss = ss_partial; ss; ss = ss->next) {
-        int u = find_units(ss->free_units, span);
-        if (u >= 0) return claim_units(ss, u, span);
-    }
-    if (ss_empty) return claim_units(ss_empty, 0, span);
+    if (ss_partial) return claim_unit(ss_partial, pick_unit(ss_partial));
+    if (ss_empty) return claim_unit(ss_empty, pick_unit(ss_empty));
     return NULL;
 }
 
@@ -226,9 +205,8 @@ static hak_superslab *release_units_locked(hak_slab *s)
     s->block_size = 0;
     s->free = NULL;
     atomic_store_explicit(&s->owner_a, NULL, memory_order_relaxed);
-    uint32_t units = ((1u << s->span) - 1) << s->unit;
+    uint32_t units = 1u << s->unit;
     ss->free_units |= units;
-    for (unsigned u = s->unit; u < s->unit + s->span; u++) ss->head[u] = (uint8_t)u;
     if (was == 0) ss_push(&ss_partial, ss);
     if (ss->free_units == ALL_UNITS) {
         ss_remove(&ss_partial, ss);
@@ -283,7 +261,6 @@ static void unmap_list(hak_superslab *ss)
  * out of memory. */
 hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
 {
-    unsigned span = hak_class_span(cls);
     hak_slab *s;
     _hak_pool_lock();
     s = abandoned[cls].first;
@@ -293,14 +270,14 @@ hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
         _hak_pool_unlock();
         return s;
     }
-    s = take_units_locked(span);
+    s = take_unit_locked();
     _hak_pool_unlock();
     if (s == NULL) {
         /* Before mapping more, reclaim what exited threads left behind. */
         _hak_heap_sweep_unowned();
         _hak_pool_lock();
         hak_superslab *dead = sweep_abandoned_locked();
-        s = take_units_locked(span);
+        s = take_unit_locked();
         _hak_pool_unlock();
         unmap_list(dead);
         while (s == NULL) {
@@ -309,14 +286,11 @@ hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
             _hak_pool_lock();
             ss_push(&ss_empty, ss);
             __atomic_add_fetch(&ss_empty_count, 1, __ATOMIC_RELAXED);
-            s = take_units_locked(span);
+            s = take_unit_locked();
             _hak_pool_unlock();
         }
     }
-    hak_superslab *ss = hak_ss_of_slab(s);
-    size_t bytes = 0;
-    for (unsigned u = s->unit; u < (unsigned)s->unit + s->span; u++) bytes += unit_bytes(u);
-    _hak_slab_init(s, heap, cls, unit_start(ss, s->unit), bytes);
+    _hak_slab_init(s, heap, cls);
     return s;
 }
 

@@ -1,6 +1,7 @@
 /* unit_internals.c: unit tests of hakmem's internal pieces: size classes,
- * the owned-range map, pointer-to-owner lookup, slab alignment, and the OS
- * layer's failure path. Linked with the static library; sees src/. */
+ * the owned-range map, pointer-to-owner lookup, slab alignment, spare slabs
+ * moving between classes, and the OS layer's failure path. Linked with the
+ * static library; sees src/. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -118,11 +119,54 @@ static void test_os_failure(void)
     hak_free(p);
 }
 
+static hak_slab *slab_of(void *p)
+{
+    return hak_slab_of((hak_superslab *)hak_pagemap_get(p), p);
+}
+
+/* A slab that empties becomes a spare of its heap, and the next class that
+ * needs a slab takes it: memory moves between classes without the pool. */
+static void test_spare_slabs(void)
+{
+    enum { N = 24 };   /* 32 KiB blocks: 3 or 4 per 128 KiB slab, so 6+ slabs */
+    void *big[N];
+    hak_slab *slabs[N];
+    for (int i = 0; i < N; i++) {
+        big[i] = hak_malloc(32768);
+        CHECK(big[i] != NULL, "malloc(32768)");
+        slabs[i] = slab_of(big[i]);
+        CHECK(slabs[i]->block_size == 32768, "block size %u", slabs[i]->block_size);
+    }
+    hak_heap *heap = _hak_tl_heap;
+    uint32_t spares_before = heap->spare_count;
+    for (int i = 0; i < N; i++) hak_free(big[i]);
+    CHECK(heap->spare_count == HAK_HEAP_SPARE, "spares after freeing %d slabs' worth: %u (had %u)",
+          N, heap->spare_count, spares_before);
+    for (hak_slab *s = heap->spare.first; s; s = s->next)
+        CHECK(s->block_size == 0 && atomic_load(&s->owner_a) == NULL, "spare not in the pool's state");
+
+    /* a class with no slab yet takes a spare, one of the 32 KiB slabs */
+    CHECK(heap->active[_hak_class_of(3000)] == &_hak_slab_empty, "class of 3000 bytes already has a slab");
+    void *small = hak_malloc(3000);
+    hak_slab *s = slab_of(small);
+    bool was_big = false;
+    for (int i = 0; i < N; i++) was_big |= slabs[i] == s;
+    CHECK(was_big, "3000-byte block %p not in a former 32 KiB slab", small);
+    CHECK(heap->spare_count == HAK_HEAP_SPARE - 1, "spares after reuse: %u", heap->spare_count);
+    CHECK(s->block_size == _hak_class_size[_hak_class_of(3000)], "reused slab's block size %u", s->block_size);
+    hak_free(small);
+
+    /* malloc_trim gives the spares back to the pool */
+    hak_trim();
+    CHECK(heap->spare_count == 0 && heap->spare.first == NULL, "spares after trim: %u", heap->spare_count);
+}
+
 int main(void)
 {
     test_size_classes();
     test_pagemap();
     test_alignment();
+    test_spare_slabs();
     test_os_failure();
     printf("unit_internals: ok\n");
     return 0;
