@@ -11,7 +11,8 @@
 #   memory.md    bench_memory's RSS after each phase (medians), if it ran
 #   goals.md     issue 4's memory goals per case: hakmem's peak RSS against
 #                the leanest peer's, its RSS after free-all against the
-#                lowest peer's (medians; every allocator but hakmem is a peer)
+#                lowest peer's (medians; the peers are the allocators not
+#                named hakmem*)
 #   chart.dat    gnuplot data for scripts/bench-chart.sh: one block per case
 #   chart.titles one line per case, in block order: OK|TITLE, OK = 0 when
 #                no allocator has a successful run of the case
@@ -89,7 +90,8 @@ END {
         if ((n = collect(k, 8, v)) > 0) { stats(v, n, s); base_ops = s["med"] }
         if ((n = collect(k, 9, v)) > 0) { stats(v, n, s); base_rss = s["med"] }
         if ((n = collect(k, 14, v)) > 0) { stats(v, n, s); base_fa = s["med"] }
-        # the leanest peer on peak RSS and on RSS after free-all
+        # the leanest peer on peak RSS and on RSS after free-all (hakmem's own
+        # variants, such as hakmem-secure, are not peers)
         lean = ""; lean_rss = 0; low = ""; low_fa = 0
 
         if (ci > 1) printf "\n\n" > dat
@@ -105,8 +107,8 @@ END {
             if ((n = collect(k, 9, v)) > 0) { stats(v, n, s); rm = s["med"]; ri = s["min"]; rx = s["max"] }
             if ((n = collect(k, 14, v)) > 0) { stats(v, n, s); fa = s["med"] }
             ok = nok[k] + 0
-            if (a != "hakmem" && rm != "" && (lean == "" || rm < lean_rss)) { lean = a; lean_rss = rm }
-            if (a != "hakmem" && fa != "" && (low == "" || fa < low_fa)) { low = a; low_fa = fa }
+            if (a !~ /^hakmem/ && rm != "" && (lean == "" || rm < lean_rss)) { lean = a; lean_rss = rm }
+            if (a !~ /^hakmem/ && fa != "" && (low == "" || fa < low_fa)) { low = a; low_fa = fa }
             printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", bench[c], threads[c], args[c], a,
                 nruns[k], ok, om, oi, ox, ratio(om, base_ops), rm, ri, rx, ratio(rm, base_rss),
                 fa, (fa == "" ? "" : ratio(fa, base_fa)) > csv

@@ -213,7 +213,7 @@ if [ "$MODE" = quick ]; then MAKE_CMD="make bench"; else MAKE_CMD="make bench-fu
         echo
         echo "Memory goals of issue 4, per benchmark: hakmem's peak RSS at most that of"
         echo "the leanest peer, and its RSS after free-all at most that of any peer"
-        echo "(medians; the peers are every other allocator in the table):"
+        echo "(medians; the peers are the other allocators in the table, not hakmem-secure):"
         echo
         cat "$OUT/goals.md"
     fi

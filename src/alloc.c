@@ -22,7 +22,12 @@ static HAK_NOINLINE void *malloc_slow(size_t size)
         }
     }
     unsigned cls = hak_class_fast(size);   /* the table is filled once a heap exists */
-    void *p = hak_slab_pop(heap->active[cls]);
+    /* the foreign cache ran dry (or statistics mode): back to the slab */
+    void *p = hak_freelist_pop(&heap->foreign[cls]);
+    if (p == NULL) {
+        hak_heap_set_active(heap, cls, heap->active[cls]);
+        p = hak_slab_pop(heap->active[cls]);
+    }
     if (p == NULL) p = _hak_heap_refill_alloc(heap, cls);
     if (p == NULL) errno = ENOMEM;
     else if (_hak_stats_on) _hak_stats_count_alloc(heap, cls);
@@ -34,8 +39,8 @@ static HAK_NOINLINE void *malloc_slow(size_t size)
 void *_hak_malloc(size_t size)
 {
     if (likely(size <= HAK_SMALL_MAX)) {
-        hak_slab *s = _hak_tl_heap->cur[hak_class_fast(size)];
-        void *b = hak_slab_pop(s);
+        hak_freelist *f = _hak_tl_heap->cur[hak_class_fast(size)];
+        void *b = hak_freelist_pop(f);
         if (likely(b != NULL)) return b;
     }
     return malloc_slow(size);

@@ -12,12 +12,14 @@
 
 #include "internal.h"
 
-/* Another thread's slab; or, in statistics mode, any slab (see stats.c). */
+/* Another thread's slab; or, in statistics mode, any slab (see stats.c).
+ * The block goes into this thread's foreign cache (slab.c), or straight to
+ * the slab's remote list for a thread with no heap yet. */
 static HAK_NOINLINE void free_remote(hak_slab *s, void *p)
 {
     if (unlikely(s->block_size == 0)) _hak_fatal_ptr("free(): pointer into unused memory", p);
+    hak_heap *heap = _hak_tl_heap;
     if (_hak_stats_on) {
-        hak_heap *heap = _hak_tl_heap;
         _hak_stats_count_free(heap, s->cls);
         if (!heap->is_empty_heap && atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap->owner_tag) {
             hak_dbg_route("local", p);
@@ -25,8 +27,21 @@ static HAK_NOINLINE void free_remote(hak_slab *s, void *p)
             return;
         }
     }
+    if (HAK_FOREIGN_CACHE && !heap->is_empty_heap) {
+        hak_dbg_route("foreign cache", p);
+        unsigned cls = s->cls;
+        hak_freelist *f = &heap->foreign[cls];
+        hak_block *b = p;
+        b->next = f->free;
+        f->free = b;
+        if (unlikely(++heap->foreign_pushed[cls] - f->used > _hak_class_foreign_max[cls]))
+            _hak_heap_flush_foreign(heap, cls);
+        else if (!_hak_stats_on)
+            heap->cur[cls] = f;   /* the next mallocs of the class take these first */
+        return;
+    }
     hak_dbg_route("remote", p);
-    _hak_slab_free_remote(s, p);
+    _hak_slab_free_remote(s, p, p);
 }
 
 /* NULL, large blocks, and pointers hakmem does not own. */

@@ -21,7 +21,7 @@
 #include "internal.h"
 
 static hak_heap heap_empty = {
-    .cur = { [0 ... HAK_CLASSES - 1] = &_hak_slab_empty },
+    .cur = { [0 ... HAK_CLASSES - 1] = &_hak_slab_empty.fl },
     .active = { [0 ... HAK_CLASSES - 1] = &_hak_slab_empty },
     .is_empty_heap = true,
 };
@@ -112,7 +112,10 @@ static hak_heap *heap_new_locked(void)
     }
     hak_heap *h = (hak_heap *)meta_cur;
     meta_cur += need;
-    for (unsigned c = 0; c < HAK_CLASSES; c++) h->cur[c] = h->active[c] = &_hak_slab_empty;
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        h->active[c] = &_hak_slab_empty;
+        h->cur[c] = &_hak_slab_empty.fl;
+    }
     h->owner_tag = _hak_stats_on ? (hak_heap *)((char *)h + 1) : h;
     h->next_all = all_heaps;
     __atomic_store_n(&all_heaps, h, __ATOMIC_RELEASE);
@@ -139,6 +142,7 @@ hak_heap *_hak_heap_init_thread(void)
  * are abandoned with their blocks still out, to be adopted by live threads. */
 static void heap_abandon(hak_heap *heap)
 {
+    _hak_heap_flush_all_foreign(heap);
     /* No slab may stay NOTIFY: after this loop no new block can be handed to
      * this heap, except by a free already past its CAS (see slab.c). */
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
@@ -150,7 +154,8 @@ static void heap_abandon(hak_heap *heap)
     }
     _hak_heap_drain_delayed(heap);
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
-        heap->cur[c] = heap->active[c] = &_hak_slab_empty;
+        heap->active[c] = &_hak_slab_empty;
+        heap->cur[c] = &_hak_slab_empty.fl;
         while (heap->partial[c].first) {
             hak_slab *s = heap->partial[c].first;
             _hak_slab_list_remove(&heap->partial[c], s);
@@ -184,6 +189,7 @@ hak_heap *_hak_heap_first_of_all(void)
 size_t _hak_heap_trim_thread(hak_heap *heap)
 {
     if (heap->is_empty_heap) return 0;
+    _hak_heap_flush_all_foreign(heap);
     _hak_heap_drain_delayed(heap);
     size_t bytes = _hak_heap_return_spares(heap);
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
@@ -192,7 +198,7 @@ size_t _hak_heap_trim_thread(hak_heap *heap)
             hak_slab *next = s->next;
             if (s->free == NULL) _hak_slab_collect_remote(s);
             if (s->used == 0) {
-                if (heap->active[c] == s) heap->cur[c] = heap->active[c] = &_hak_slab_empty;
+                if (heap->active[c] == s) hak_heap_set_active(heap, c, &_hak_slab_empty);
                 _hak_slab_list_remove(&heap->partial[c], s);
                 bytes += hak_unit_bytes(s->unit);
                 _hak_pool_return_slab(s);
@@ -226,7 +232,7 @@ void _hak_heap_sweep_unowned(void)
         if (!me->is_empty_heap && atomic_load_explicit(&s->owner_a, memory_order_relaxed) == me->owner_tag)
             hak_slab_push_local(me, s, todo);
         else
-            _hak_slab_free_remote(s, todo);
+            _hak_slab_free_remote(s, todo, todo);
         todo = next;
     }
 }

@@ -36,6 +36,10 @@
 #else
 #define HAK_SECURE 0
 #endif
+/* Blocks a thread frees from other threads' slabs are kept in a per-thread
+ * cache for its own mallocs (slab.c); not in the secure build, whose free
+ * lists are all encoded and checked. */
+#define HAK_FOREIGN_CACHE (!HAK_SECURE)
 
 #define HAK_API        __attribute__((visibility("default")))
 #define HAK_NOINLINE   __attribute__((noinline))
@@ -79,6 +83,14 @@ static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a
  * ---------------------------------------------------------------------- */
 typedef struct hak_block { struct hak_block *next; } hak_block;
 
+/* What the malloc fast path pops: a list of free blocks and a count of pops.
+ * A slab begins with one (its local free list and `used`); a heap's foreign
+ * cache of a class is one too (slab.c). */
+typedef struct hak_freelist {
+    hak_block *free;
+    uint32_t used;
+} hak_freelist;
+
 struct hak_heap;
 
 /* State kept in the low bits of a slab's remote-free word. */
@@ -94,24 +106,34 @@ enum {
  * class next; larger slabs for the mid classes would hold on to more memory
  * per class. */
 typedef struct hak_slab {
-    hak_block *free;                     /* owner-only local free list */
-    uint32_t used;                       /* blocks out: handed out, not back with the owner */
+    /* The owner's line: only the owning thread reads or writes it. */
+    union {
+        hak_freelist fl;                 /* what the fast path pops (first: offset 0) */
+        struct {
+            hak_block *free;             /* local free list */
+            uint32_t used;               /* blocks out: handed out, not back with the owner */
+        };
+    };
     uint16_t bump;                       /* blocks carved from the fresh area so far */
     uint16_t capacity;                   /* blocks the slab holds (<= HAK_MAX_SLAB_BLOCKS) */
+    uint8_t in_full;                     /* on the owner's full list */
+    uint8_t unit;                        /* index of its unit in its SuperSlab */
+    struct hak_slab *next, *prev;        /* heap's partial/full/spare list, or abandoned list */
+
+    /* Read by every thread that frees into the slab; written only when the
+     * slab changes owner or class, so other threads' frees never take this
+     * line away from the owner's fast path, nor the owner's from theirs. */
+    _Alignas(64) _Atomic(struct hak_heap *) owner_a;   /* owning heap; NULL when not owned */
     uint32_t block_size;                 /* 0 while the slab is in the pool */
     uint8_t cls;                         /* size class */
-    uint8_t in_full;                     /* owner-only: on the owner's full list */
-    uint8_t unit;                        /* index of its unit in its SuperSlab */
-    uint8_t _pad8;
     uint32_t start_off;                  /* first block, from the SuperSlab base (an offset,
                                             so that no pointer to it stays behind for
                                             valgrind's leak check) */
-    uint32_t _pad;
-    _Atomic(struct hak_heap *) owner_a;  /* owning heap; NULL when abandoned */
-    _Atomic uintptr_t remote_a;          /* remote-free list head | HAK_REMOTE_* */
-    struct hak_slab *next, *prev;        /* heap's partial/full list, or abandoned list */
-} __attribute__((aligned(64))) hak_slab;
-_Static_assert(sizeof(hak_slab) == 64, "a slab descriptor is one cache line");
+
+    /* Written by other threads' frees. */
+    _Alignas(64) _Atomic uintptr_t remote_a;   /* remote-free list head | HAK_REMOTE_* */
+} hak_slab;
+_Static_assert(sizeof(hak_slab) == 192, "a slab descriptor is three cache lines");
 
 /* Header at the base of every SuperSlab, in its first page(s). */
 typedef struct hak_superslab {
@@ -171,14 +193,20 @@ typedef struct hak_large {
 typedef struct hak_slab_list { hak_slab *first; } hak_slab_list;
 
 typedef struct hak_heap {
-    hak_slab *cur[HAK_CLASSES];          /* slab the fast path pops: active[], or the
-                                            empty slab in statistics mode */
+    hak_freelist *cur[HAK_CLASSES];      /* what the fast path pops: the foreign cache
+                                            while it has blocks, else active[]'s list;
+                                            the empty slab's in statistics mode */
     hak_slab *active[HAK_CLASSES];       /* slab the heap allocates from */
     hak_slab_list partial[HAK_CLASSES];  /* owned slabs with room (active among them) */
     hak_slab_list full[HAK_CLASSES];     /* owned slabs with no room when last seen */
     hak_slab_list spare;                 /* empty slabs kept for any class (at most
                                             HAK_HEAP_SPARE), in the pool's state */
     uint32_t spare_count;
+    hak_freelist foreign[HAK_CLASSES];   /* blocks of other heaps' slabs this thread
+                                            freed, for its own mallocs (plain links);
+                                            `used` counts the pops */
+    uint32_t foreign_pushed[HAK_CLASSES]; /* pushes: pushed - used = blocks held, at
+                                            most _hak_class_foreign_max */
     _Atomic(hak_block *) delayed_a;      /* blocks other threads freed into our full slabs */
     struct hak_heap *owner_tag;          /* what owned slabs store as owner: the heap, or
                                             heap+1 in statistics mode (see stats.c) */
@@ -238,6 +266,7 @@ static inline uintptr_t hak_pagemap_get(const void *p)
 /* sizeclass.c */
 extern uint8_t _hak_class_of_bucket[HAK_SMALL_MAX / HAK_ALIGN + 1];
 extern uint32_t _hak_class_size[HAK_CLASSES];
+extern uint8_t _hak_class_foreign_max[HAK_CLASSES];
 void _hak_sizeclass_init(void);
 unsigned _hak_class_of(size_t size);   /* computes; valid before init too */
 static inline unsigned hak_class_fast(size_t size)
@@ -260,7 +289,9 @@ void  _hak_pool_after_fork_child(void);
 /* slab.c: the slab-level slow paths of one heap. */
 void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls);
 void  _hak_slab_free_slow(hak_heap *heap, hak_slab *s);
-void  _hak_slab_free_remote(hak_slab *s, hak_block *b);
+void  _hak_slab_free_remote(hak_slab *s, hak_block *first, hak_block *last);
+void  _hak_heap_flush_foreign(hak_heap *heap, unsigned cls);
+void  _hak_heap_flush_all_foreign(hak_heap *heap);
 void  _hak_slab_collect_remote(hak_slab *s);
 void  _hak_heap_drain_delayed(hak_heap *heap);
 void  _hak_slab_list_push(hak_slab_list *l, hak_slab *s);
@@ -326,7 +357,7 @@ const char *_hak_block_state(hak_slab *s, size_t index);   /* diag.c */
 static inline void hak_heap_set_active(hak_heap *heap, unsigned cls, hak_slab *s)
 {
     heap->active[cls] = s;
-    if (!_hak_stats_on) heap->cur[cls] = s;
+    if (!_hak_stats_on) heap->cur[cls] = &s->fl;
 }
 
 /* options.c */
@@ -464,16 +495,21 @@ static inline void hak_link_set(hak_block *b, hak_block *next) { b->next = next;
 static inline hak_block *hak_link_get(hak_slab *s, hak_block *b) { (void)s; return b->next; }
 #endif
 
-/* Budget: 4 loads, 2 stores and one branch on the common path. */
-static inline void *hak_slab_pop(hak_slab *s)
+/* Budget: 4 loads, 2 stores and one branch on the common path. In the
+ * secure build f is always a slab's list (no foreign cache there). */
+static inline void *hak_freelist_pop(hak_freelist *f)
 {
-    hak_block *b = s->free;
+    hak_block *b = f->free;
     if (unlikely(b == NULL)) return NULL;
-    s->free = hak_link_get(s, b);
-    s->used++;
-    hak_dbg_alloc(s, b);
+    f->free = hak_link_get((hak_slab *)f, b);
+    f->used++;
+#if HAK_DEBUG
+    hak_dbg_alloc(hak_slab_of((hak_superslab *)hak_pagemap_get(b), b), b);
+#endif
     return b;
 }
+
+static inline void *hak_slab_pop(hak_slab *s) { return hak_freelist_pop(&s->fl); }
 
 /* The owner gives a block back. The rare cases (slab now empty, or leaving
  * the full list) share one branch into the slow path. */

@@ -14,6 +14,11 @@
 
 uint8_t _hak_class_of_bucket[HAK_SMALL_MAX / HAK_ALIGN + 1];
 uint32_t _hak_class_size[HAK_CLASSES];
+/* Most blocks of a class a heap keeps in its foreign cache: about 8 KiB of
+ * them, 1 to 64 blocks. */
+uint8_t _hak_class_foreign_max[HAK_CLASSES];
+#define FOREIGN_CACHE_BYTES 8192
+#define FOREIGN_CACHE_BLOCKS 64
 
 static size_t size_of_class(unsigned cls)
 {
@@ -32,8 +37,11 @@ unsigned _hak_class_of(size_t size)
 
 void _hak_sizeclass_init(void)
 {
-    for (unsigned c = 0; c < HAK_CLASSES; c++)
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
         _hak_class_size[c] = (uint32_t)size_of_class(c);
+        size_t n = FOREIGN_CACHE_BYTES / _hak_class_size[c];
+        _hak_class_foreign_max[c] = (uint8_t)(n < 1 ? 1 : n > FOREIGN_CACHE_BLOCKS ? FOREIGN_CACHE_BLOCKS : n);
+    }
     for (size_t b = 0; b <= HAK_SMALL_MAX / HAK_ALIGN; b++)
         _hak_class_of_bucket[b] = (uint8_t)_hak_class_of(b * HAK_ALIGN);
 }

@@ -255,38 +255,70 @@ size_t _hak_heap_return_spares(hak_heap *heap)
 
 /* ---- remote frees ------------------------------------------------------- */
 
-static void heap_push_delayed(hak_heap *heap, hak_block *b)
+static void heap_push_delayed(hak_heap *heap, hak_block *first, hak_block *last)
 {
     hak_block *head = atomic_load_explicit(&heap->delayed_a, memory_order_relaxed);
     do {
-        b->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&heap->delayed_a, &head, b,
+        last->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&heap->delayed_a, &head, first,
                                                     memory_order_release, memory_order_relaxed));
 }
 
-/* A thread that does not own s frees block b of it. No lock. */
-void _hak_slab_free_remote(hak_slab *s, hak_block *b)
+/* A thread that does not own s frees the chain first..last of its blocks
+ * (linked by plain next pointers). No lock; one CAS for the chain. */
+void _hak_slab_free_remote(hak_slab *s, hak_block *first, hak_block *last)
 {
     uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
     for (;;) {
         if ((v & HAK_REMOTE_STATE_MASK) == HAK_REMOTE_NOTIFY) {
-            /* s sits on its owner's full list: wake the owner with this block */
+            /* s sits on its owner's full list: wake the owner with these blocks */
             if (!atomic_compare_exchange_weak_explicit(&s->remote_a, &v, HAK_REMOTE_NORMAL,
                                                        memory_order_acq_rel, memory_order_relaxed))
                 continue;
             hak_heap *owner = atomic_load_explicit(&s->owner_a, memory_order_acquire);
             if (owner) {
-                heap_push_delayed(hak_owner_heap(owner), b);
+                heap_push_delayed(hak_owner_heap(owner), first, last);
                 return;
             }
             v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
             continue;   /* abandoned meanwhile: the slab's own list will do */
         }
-        b->next = (hak_block *)(v & ~(uintptr_t)HAK_REMOTE_STATE_MASK);
-        if (atomic_compare_exchange_weak_explicit(&s->remote_a, &v, (uintptr_t)b | (v & HAK_REMOTE_STATE_MASK),
+        last->next = (hak_block *)(v & ~(uintptr_t)HAK_REMOTE_STATE_MASK);
+        if (atomic_compare_exchange_weak_explicit(&s->remote_a, &v, (uintptr_t)first | (v & HAK_REMOTE_STATE_MASK),
                                                   memory_order_release, memory_order_relaxed))
             return;
     }
+}
+
+/* ---- the foreign cache -------------------------------------------------- */
+
+/* The cache of class cls is full: its blocks go back to their slabs, one
+ * chain per run of blocks from the same slab (a slab is one unit, so "same
+ * slab" is "same unit"). */
+void _hak_heap_flush_foreign(hak_heap *heap, unsigned cls)
+{
+    hak_block *b = heap->foreign[cls].free;
+    heap->foreign[cls].free = NULL;
+    heap->foreign[cls].used = 0;
+    heap->foreign_pushed[cls] = 0;
+    while (b) {
+        hak_block *first = b, *last = b;
+        uintptr_t unit = (uintptr_t)b >> HAK_UNIT_SHIFT;
+        b = b->next;
+        while (b && (uintptr_t)b >> HAK_UNIT_SHIFT == unit) {
+            last = b;
+            b = b->next;
+        }
+        hak_slab *s = hak_slab_of((hak_superslab *)hak_pagemap_get(first), first);
+        _hak_slab_free_remote(s, first, last);
+    }
+}
+
+/* Thread exit, malloc_trim: every cached block goes back. */
+void _hak_heap_flush_all_foreign(hak_heap *heap)
+{
+    for (unsigned c = 0; c < HAK_CLASSES; c++)
+        if (heap->foreign[c].free) _hak_heap_flush_foreign(heap, c);
 }
 
 /* Free the blocks other threads handed to this heap. A block whose slab this
@@ -302,7 +334,7 @@ void _hak_heap_drain_delayed(hak_heap *heap)
         if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap->owner_tag)
             hak_slab_push_local(heap, s, b);
         else
-            _hak_slab_free_remote(s, b);
+            _hak_slab_free_remote(s, b, b);
         b = next;
     }
 }

@@ -1,9 +1,10 @@
 /* unit_internals.c: unit tests of hakmem's internal pieces: size classes,
  * the owned-range map, pointer-to-owner lookup, slab alignment, spare slabs
- * moving between classes, and the OS layer's failure path. Linked with the
- * static library; sees src/. */
+ * moving between classes, the foreign cache, and the OS layer's failure
+ * path. Linked with the static library; sees src/. */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,12 +162,73 @@ static void test_spare_slabs(void)
     CHECK(heap->spare_count == 0 && heap->spare.first == NULL, "spares after trim: %u", heap->spare_count);
 }
 
+/* Blocks freed by a thread that does not own their slab go into its foreign
+ * cache: its next malloc of the class takes the last one; a cache past its
+ * bound, and the whole cache at thread exit, go back to the owning slab,
+ * where the owner finds every block again. */
+enum { FOREIGN_N = 200, FOREIGN_SIZE = 100 };
+
+static void *foreign_thread(void *arg)
+{
+    void **blocks = arg;
+    void *mine = hak_malloc(FOREIGN_SIZE);   /* this thread gets a heap */
+    hak_free(blocks[0]);
+    void *again = hak_malloc(FOREIGN_SIZE);
+    CHECK(again == blocks[0], "malloc after a foreign free: %p, not the freed %p", again, blocks[0]);
+    hak_free(again);
+    hak_heap *heap = _hak_tl_heap;
+    unsigned cls = _hak_class_of(FOREIGN_SIZE);
+    for (int i = 1; i < FOREIGN_N; i++) {
+        hak_free(blocks[i]);
+        uint32_t held = heap->foreign_pushed[cls] - heap->foreign[cls].used;
+        CHECK(held <= _hak_class_foreign_max[cls], "foreign cache holds %u (bound %u)",
+              held, _hak_class_foreign_max[cls]);
+    }
+    hak_free(mine);
+    return NULL;   /* thread exit flushes the cache */
+}
+
+static void test_foreign_cache(void)
+{
+    if (!HAK_FOREIGN_CACHE) return;
+    void *blocks[FOREIGN_N];
+    for (int i = 0; i < FOREIGN_N; i++) {
+        blocks[i] = hak_malloc(FOREIGN_SIZE);
+        CHECK(blocks[i] != NULL, "malloc");
+    }
+    CHECK(_hak_class_foreign_max[_hak_class_of(FOREIGN_SIZE)] < FOREIGN_N, "test needs a flush");
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, foreign_thread, blocks) == 0, "pthread_create");
+    pthread_join(t, NULL);
+
+    /* every block the other thread freed comes back to this thread */
+    enum { TRIES = 4 * FOREIGN_N + 4096 };
+    void **got = hak_malloc(TRIES * sizeof(void *));
+    int found = 0, n = 0;
+    while (found < FOREIGN_N && n < TRIES) {
+        void *p = hak_malloc(FOREIGN_SIZE);
+        got[n++] = p;
+        for (int i = 0; i < FOREIGN_N; i++) {
+            if (blocks[i] == p) {
+                blocks[i] = NULL;
+                found++;
+                break;
+            }
+        }
+    }
+    CHECK(found == FOREIGN_N, "only %d of %d blocks freed by another thread came back in %d mallocs",
+          found, FOREIGN_N, n);
+    for (int i = 0; i < n; i++) hak_free(got[i]);
+    hak_free(got);
+}
+
 int main(void)
 {
     test_size_classes();
     test_pagemap();
     test_alignment();
     test_spare_slabs();
+    test_foreign_cache();
     test_os_failure();
     printf("unit_internals: ok\n");
     return 0;
