@@ -65,7 +65,7 @@
 #define HAK_UNIT_SHIFT     17
 #define HAK_UNIT_SIZE      ((size_t)1 << HAK_UNIT_SHIFT) /* slab unit: 128 KiB */
 #define HAK_UNITS          (HAK_SS_SIZE / HAK_UNIT_SIZE) /* 16 units per SuperSlab */
-#define HAK_HEAP_SPARE     4
+#define HAK_HEAP_SPARE     4                        /* empty slabs a heap keeps for any class */
 #define HAK_SMALL_MAX      32768                    /* above: large blocks (mmap) */
 #define HAK_CLASSES        72
 #define HAK_MAX_REQUEST    ((size_t)1 << 46)        /* larger requests fail: ENOMEM */
