@@ -3,8 +3,10 @@
  * The owned-range map says whose memory a pointer is in: a SuperSlab, a
  * large block, or not hakmem's at all. A block of a slab the calling thread
  * owns is pushed onto the slab's local list (the fast path: no lock, no
- * atomic read-modify-write); a block of another thread's slab goes onto that
- * slab's remote list (slab.c); a large block is unmapped (large.c). A pointer
+ * atomic read-modify-write); a block of another thread's slab goes into the
+ * calling thread's foreign cache, also without an atomic, and from there
+ * back to its slab's remote list when the cache is flushed (slab.c); a large
+ * block is unmapped or cached (large.c). A pointer
  * hakmem does not own is never dropped: a block glibc handed out goes back to
  * glibc, and anything else stops the process with a message (diag.c).
  */
@@ -12,9 +14,25 @@
 
 #include "internal.h"
 
-/* Another thread's slab; or, in statistics mode, any slab (see stats.c).
- * The block goes into this thread's foreign cache (slab.c), or straight to
- * the slab's remote list for a thread with no heap yet. */
+/* A block of another heap's slab goes into this heap's foreign cache of its
+ * class, which the next mallocs of the class pop first (slab.c). */
+static inline void push_foreign(hak_heap *heap, hak_slab *s, void *p)
+{
+    hak_dbg_route("foreign cache", p);
+    unsigned cls = s->cls;
+    hak_freelist *f = &heap->foreign[cls];
+    hak_block *b = p;
+    b->next = f->free;
+    f->free = b;
+    if (!_hak_stats_on) heap->cur[cls] = f;
+    uint32_t pushed = ++heap->foreign_pushed[cls];
+    if (unlikely((pushed - f->used > _hak_class_foreign_max[cls]) | (pushed > HAK_FOREIGN_PERIOD)))
+        _hak_heap_flush_foreign(heap, cls);
+}
+
+/* The rest of the slab frees: statistics mode (every free comes here, see
+ * stats.c), a pointer into a slab not in use, and threads with no heap yet,
+ * which free straight to the slab's remote list. */
 static HAK_NOINLINE void free_remote(hak_slab *s, void *p)
 {
     if (unlikely(s->block_size == 0)) _hak_fatal_ptr("free(): pointer into unused memory", p);
@@ -28,16 +46,7 @@ static HAK_NOINLINE void free_remote(hak_slab *s, void *p)
         }
     }
     if (HAK_FOREIGN_CACHE && !heap->is_empty_heap) {
-        hak_dbg_route("foreign cache", p);
-        unsigned cls = s->cls;
-        hak_freelist *f = &heap->foreign[cls];
-        hak_block *b = p;
-        b->next = f->free;
-        f->free = b;
-        if (unlikely(++heap->foreign_pushed[cls] - f->used > _hak_class_foreign_max[cls]))
-            _hak_heap_flush_foreign(heap, cls);
-        else if (!_hak_stats_on)
-            heap->cur[cls] = f;   /* the next mallocs of the class take these first */
+        push_foreign(heap, s, p);
         return;
     }
     hak_dbg_route("remote", p);
@@ -63,7 +72,9 @@ static HAK_NOINLINE void free_other(void *p, uintptr_t v)
 }
 
 /* Budget: about 40 instructions on the fast path (map lookup, slab lookup,
- * owner compare, push). */
+ * owner compare, push), and about as many for a block of another thread's
+ * slab (the foreign cache), so that blocks which keep circulating between
+ * threads cost no more than a thread's own. */
 void _hak_free(void *p)
 {
     uintptr_t v = hak_pagemap_get(p);
@@ -74,6 +85,10 @@ void _hak_free(void *p)
         if (likely(atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap)) {
             hak_dbg_route("local", p);
             hak_slab_push_local(heap, s, p);
+            return;
+        }
+        if (HAK_FOREIGN_CACHE && likely(heap->takes_foreign & (s->block_size != 0))) {
+            push_foreign(heap, s, p);
             return;
         }
         free_remote(s, p);

@@ -117,6 +117,7 @@ static hak_heap *heap_new_locked(void)
         h->cur[c] = &_hak_slab_empty.fl;
     }
     h->owner_tag = _hak_stats_on ? (hak_heap *)((char *)h + 1) : h;
+    h->takes_foreign = HAK_FOREIGN_CACHE && !_hak_stats_on;
     h->next_all = all_heaps;
     __atomic_store_n(&all_heaps, h, __ATOMIC_RELEASE);
     return h;

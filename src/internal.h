@@ -40,6 +40,9 @@
  * cache for its own mallocs (slab.c); not in the secure build, whose free
  * lists are all encoded and checked. */
 #define HAK_FOREIGN_CACHE (!HAK_SECURE)
+/* ... and sent back to their slabs at least every this many pushes, so that
+ * blocks do not circulate among foreign caches for ever (slab.c). */
+#define HAK_FOREIGN_PERIOD 1024
 
 #define HAK_API        __attribute__((visibility("default")))
 #define HAK_NOINLINE   __attribute__((noinline))
@@ -213,6 +216,8 @@ typedef struct hak_heap {
     struct hak_heap *next_free;          /* heap pool's list of unowned heaps */
     struct hak_heap *next_all;           /* every heap ever made (for statistics) */
     bool is_empty_heap;                  /* the static heap of uninitialised threads */
+    bool takes_foreign;                  /* free may push into the foreign cache at once:
+                                            not the empty heap, not statistics mode */
     uint64_t st_allocs[HAK_CLASSES];     /* statistics mode: counted by the owner only */
     uint64_t st_frees[HAK_CLASSES];
 } hak_heap;

@@ -12,12 +12,29 @@
  * before fresh ones. A spare is in the pool's state (no owner, block size 0),
  * so a stray free into it is refused as in a pool slab.
  *
- * Remote frees. A block freed by a thread that does not own its slab is
- * pushed with one CAS onto the slab's remote list; the owner takes the whole
- * list with one exchange when it looks at the slab again. A slab the owner
+ * The foreign cache. A block a thread frees from another heap's slab is not
+ * sent back at once: it goes onto the freeing heap's foreign list of its
+ * class (no atomic; the push is inline in free.c), which becomes what the
+ * malloc fast path pops (heap->cur), so the heap's next mallocs of the class
+ * take these blocks first, while they are warm; once the list is empty the
+ * slow path turns back to the slab. The block stays counted in its slab's
+ * `used` all along, so the slab cannot be emptied under it. A list longer
+ * than _hak_class_foreign_max[cls] (about 8 KiB of blocks) is flushed back
+ * to the slabs; so is every list once HAK_FOREIGN_PERIOD blocks were pushed
+ * onto it since its last flush: otherwise blocks that one thread allocated
+ * and another keeps freeing and reusing (a worker recycling what the main
+ * thread built) would stay foreign for ever, each free of them taking the
+ * foreign branch; sending the few on the list home now and then lets them
+ * settle with the slabs of the thread that uses them. Thread exit and
+ * malloc_trim flush every list. The secure build has no foreign cache.
+ *
+ * Remote frees. A flush pushes each run of blocks from one slab onto the
+ * slab's remote list with one CAS (a thread with no heap yet pushes its
+ * frees there directly); the owner takes the whole list with one exchange
+ * when it looks at the slab again. A slab the owner
  * put on its full list is not looked at, so the owner marks it NOTIFY
  * (only while its remote list is empty): the first remote free that sees the
- * mark clears it and hands its block to the owner heap's delayed list
+ * mark clears it and hands its blocks to the owner heap's delayed list
  * instead. Draining that list brings the slab back to the partial list. The
  * block being handed over is still counted in `used`, so the slab cannot be
  * emptied and reused while the hand-over is in flight; heaps are never

@@ -164,8 +164,8 @@ static void test_spare_slabs(void)
 
 /* Blocks freed by a thread that does not own their slab go into its foreign
  * cache: its next malloc of the class takes the last one; a cache past its
- * bound, and the whole cache at thread exit, go back to the owning slab,
- * where the owner finds every block again. */
+ * bound or its period, and the whole cache at thread exit, go back to the
+ * owning slab, where the owner finds every block again. */
 enum { FOREIGN_N = 200, FOREIGN_SIZE = 100 };
 
 static void *foreign_thread(void *arg)
@@ -175,7 +175,17 @@ static void *foreign_thread(void *arg)
     hak_free(blocks[0]);
     void *again = hak_malloc(FOREIGN_SIZE);
     CHECK(again == blocks[0], "malloc after a foreign free: %p, not the freed %p", again, blocks[0]);
-    hak_free(again);
+
+    /* a block freed and reused over and over is sent home before long (a
+     * period is HAK_FOREIGN_PERIOD pushes) */
+    void *x = again;
+    int cycles = 0;
+    while (x == blocks[0] && cycles++ < 4096) {
+        hak_free(x);
+        x = hak_malloc(FOREIGN_SIZE);
+    }
+    CHECK(x != blocks[0], "a recycled foreign block stayed foreign for %d cycles", cycles);
+    hak_free(x);
     hak_heap *heap = _hak_tl_heap;
     unsigned cls = _hak_class_of(FOREIGN_SIZE);
     for (int i = 1; i < FOREIGN_N; i++) {
