@@ -42,7 +42,7 @@
 #define HAK_FOREIGN_CACHE (!HAK_SECURE)
 /* ... and sent back to their slabs at least every this many pushes, so that
  * blocks do not circulate among foreign caches for ever (slab.c). */
-#define HAK_FOREIGN_PERIOD 1024
+#define HAK_FOREIGN_PERIOD 8192
 
 #define HAK_API        __attribute__((visibility("default")))
 #define HAK_NOINLINE   __attribute__((noinline))

@@ -180,7 +180,7 @@ static void *foreign_thread(void *arg)
      * period is HAK_FOREIGN_PERIOD pushes) */
     void *x = again;
     int cycles = 0;
-    while (x == blocks[0] && cycles++ < 4096) {
+    while (x == blocks[0] && cycles++ < 16384) {
         hak_free(x);
         x = hak_malloc(FOREIGN_SIZE);
     }
