@@ -2,8 +2,9 @@
  *
  * Owns: carving fresh blocks out of a slab (bump allocation, a page's worth
  * at a time), collecting blocks other threads freed, the partial, full and
- * spare lists of each heap, the remote-free protocol, and the hand-off of
- * blocks freed by other threads into a full slab (the heap's delayed list).
+ * spare lists of each heap, the foreign cache's flushes, the remote-free
+ * protocol, and the hand-off of blocks freed by other threads into a full
+ * slab (the heap's delayed list).
  *
  * Spare slabs. A slab that empties goes onto its heap's spare list, up to
  * HAK_HEAP_SPARE of them, and only beyond that back to the pool. Any class
@@ -31,15 +32,15 @@
  * Remote frees. A flush pushes each run of blocks from one slab onto the
  * slab's remote list with one CAS (a thread with no heap yet pushes its
  * frees there directly); the owner takes the whole list with one exchange
- * when it looks at the slab again. A slab the owner
- * put on its full list is not looked at, so the owner marks it NOTIFY
- * (only while its remote list is empty): the first remote free that sees the
- * mark clears it and hands its blocks to the owner heap's delayed list
- * instead. Draining that list brings the slab back to the partial list. The
- * block being handed over is still counted in `used`, so the slab cannot be
- * emptied and reused while the hand-over is in flight; heaps are never
- * unmapped, so a hand-over to a heap whose thread just exited is safe too
- * (the block is forwarded when the heap is reused or swept).
+ * when it looks at the slab again. A slab the owner put on its full list is
+ * not looked at, so the owner marks it NOTIFY (only while its remote list is
+ * empty): the first remote push that sees the mark clears it and hands its
+ * blocks to the owner heap's delayed list instead. Draining that list brings
+ * the slab back to the partial list. Blocks being handed over are still
+ * counted in `used`, so the slab cannot be emptied and reused while the
+ * hand-over is in flight; heaps are never unmapped, so a hand-over to a heap
+ * whose thread just exited is safe too (the blocks are forwarded when the
+ * heap is reused or swept).
  */
 #include <errno.h>
 
