@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "handoff.h"
 #include "hakmem.h"
 
 #include <dirent.h>
@@ -35,17 +36,7 @@
 #define MAX_THREADS 256
 #define WAVE 4
 #define LOCAL 192
-#define QCAP 4096
 #define BURST 20000
-
-typedef struct {
-    unsigned char *p;
-    size_t sz;
-} item_t;
-
-static item_t queue[QCAP];
-static size_t q_head, q_count;
-static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static atomic_int stop;
 static double deadline;   /* every thread stops its work past it */
@@ -53,45 +44,6 @@ static double deadline;   /* every thread stops its work past it */
  * first ones would otherwise starve the main thread while it creates the rest */
 static pthread_barrier_t start_line;
 static atomic_ullong n_ops, n_remote, n_threads, n_reallocs, n_large, n_trims;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int q_push(item_t it)
-{
-    int ok = 0;
-    pthread_mutex_lock(&q_lock);
-    if (q_count < QCAP) {
-        queue[(q_head + q_count) % QCAP] = it;
-        q_count++;
-        ok = 1;
-    }
-    pthread_mutex_unlock(&q_lock);
-    return ok;
-}
-
-static int q_pop(item_t *it)
-{
-    int ok = 0;
-    pthread_mutex_lock(&q_lock);
-    if (q_count > 0) {
-        *it = queue[q_head];
-        q_head = (q_head + 1) % QCAP;
-        q_count--;
-        ok = 1;
-    }
-    pthread_mutex_unlock(&q_lock);
-    return ok;
-}
-
-static uint64_t key_of(const void *p, size_t sz)
-{
-    return (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull ^ (uint64_t)sz;
-}
 
 /* Under ThreadSanitizer every byte written is a checked access, and filling
  * whole blocks of up to 4 MiB would leave a few hundred operations per run:

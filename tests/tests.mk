@@ -30,7 +30,7 @@ TEST_LIBS     := -ldl -pthread
 TEST_C_NAMES   := $(filter-out prefix,$(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c)))
 TEST_CXX_NAMES := $(patsubst tests/test_%.cc,%,$(wildcard tests/test_*.cc))
 TEST_UNIT_NAMES := $(patsubst tests/unit_%.c,%,$(wildcard tests/unit_*.c))
-TEST_HEADERS   := tests/testutil.h include/hakmem.h
+TEST_HEADERS   := tests/testutil.h tests/handoff.h include/hakmem.h
 
 # $(1) = variant
 define TEST_RULES
