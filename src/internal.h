@@ -302,6 +302,7 @@ void  _hak_heap_drain_delayed(hak_heap *heap);
 void  _hak_slab_list_push(hak_slab_list *l, hak_slab *s);
 void  _hak_slab_list_remove(hak_slab_list *l, hak_slab *s);
 void  _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls);
+void  _hak_slab_retire(hak_slab *s);
 size_t _hak_heap_return_spares(hak_heap *heap);
 extern hak_slab _hak_slab_empty;
 

@@ -71,6 +71,16 @@ void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls)
     atomic_store_explicit(&s->owner_a, heap->owner_tag, memory_order_release);
 }
 
+/* An empty slab leaves service: no owner, no class, no blocks, the state of
+ * a slab in the pool or on a heap's spare list, where a stray free into it
+ * is refused. */
+void _hak_slab_retire(hak_slab *s)
+{
+    s->block_size = 0;
+    s->free = NULL;
+    atomic_store_explicit(&s->owner_a, NULL, memory_order_relaxed);
+}
+
 /* ---- lists ------------------------------------------------------------ */
 
 void _hak_slab_list_push(hak_slab_list *l, hak_slab *s)
@@ -237,9 +247,7 @@ static void heap_release_slab(hak_heap *heap, hak_slab *s)
 {
     _hak_slab_list_remove(&heap->partial[s->cls], s);
     if (heap->spare_count < HAK_HEAP_SPARE) {
-        s->block_size = 0;
-        s->free = NULL;
-        atomic_store_explicit(&s->owner_a, NULL, memory_order_relaxed);
+        _hak_slab_retire(s);
         _hak_slab_list_push(&heap->spare, s);
         heap->spare_count++;
         return;

@@ -202,9 +202,7 @@ static hak_superslab *release_units_locked(hak_slab *s)
 {
     hak_superslab *ss = hak_ss_of_slab(s);
     uint32_t was = ss->free_units;
-    s->block_size = 0;
-    s->free = NULL;
-    atomic_store_explicit(&s->owner_a, NULL, memory_order_relaxed);
+    _hak_slab_retire(s);
     uint32_t units = 1u << s->unit;
     ss->free_units |= units;
     if (was == 0) ss_push(&ss_partial, ss);
