@@ -68,6 +68,7 @@
 #define HAK_UNIT_SHIFT     17
 #define HAK_UNIT_SIZE      ((size_t)1 << HAK_UNIT_SHIFT) /* slab unit: 128 KiB */
 #define HAK_UNITS          (HAK_SS_SIZE / HAK_UNIT_SIZE) /* 16 units per SuperSlab */
+#define HAK_UNIT_PAGES     (HAK_UNIT_SIZE / HAK_PAGE)   /* 32: one bit each in hak_slab.purged */
 #define HAK_HEAP_SPARE     4                        /* empty slabs a heap keeps for any class */
 #define HAK_SMALL_MAX      32768                    /* above: large blocks (mmap) */
 #define HAK_CLASSES        72
@@ -121,6 +122,12 @@ typedef struct hak_slab {
     uint16_t capacity;                   /* blocks the slab holds (<= HAK_MAX_SLAB_BLOCKS) */
     uint8_t in_full;                     /* on the owner's full list */
     uint8_t unit;                        /* index of its unit in its SuperSlab */
+    uint32_t purged;                     /* pages given back to the OS while the slab was in
+                                            use, one bit each (slab.c); their blocks are free
+                                            and on no list */
+    uint16_t purged_blocks;              /* those blocks */
+    uint16_t looked_free;                /* free blocks it had when its pages were last
+                                            looked at */
     struct hak_slab *next, *prev;        /* heap's partial/full/spare list, or abandoned list */
 
     /* Read by every thread that frees into the slab; written only when the
@@ -215,6 +222,8 @@ typedef struct hak_heap {
                                             heap+1 in statistics mode (see stats.c) */
     struct hak_heap *next_free;          /* heap pool's list of unowned heaps */
     struct hak_heap *next_all;           /* every heap ever made (for statistics) */
+    uint64_t pages_pass_ms;              /* when free pages inside its slabs were last
+                                            given back (slab.c) */
     bool is_empty_heap;                  /* the static heap of uninitialised threads */
     bool takes_foreign;                  /* free may push into the foreign cache at once:
                                             not the empty heap, not statistics mode */
@@ -287,6 +296,7 @@ size_t _hak_pool_trim(void);
 size_t _hak_pool_dirty_bytes(void);
 void  _hak_pool_counts(uint64_t *mapped, uint64_t *retained);
 void  _hak_pool_abandon_slab(hak_slab *s);
+void  _hak_pool_pages_purged(hak_superslab *ss);
 void  _hak_pool_lock(void);
 void  _hak_pool_unlock(void);
 void  _hak_pool_after_fork_child(void);
@@ -304,6 +314,8 @@ void  _hak_slab_list_remove(hak_slab_list *l, hak_slab *s);
 void  _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls);
 void  _hak_slab_retire(hak_slab *s);
 size_t _hak_heap_return_spares(hak_heap *heap);
+size_t _hak_slab_purge_pages(hak_slab *s);
+size_t _hak_heap_purge_pages(hak_heap *heap, bool all);
 extern hak_slab _hak_slab_empty;
 
 /* heap.c: per-thread heaps, process start, thread exit, fork. */

@@ -3,8 +3,17 @@
  * Owns: carving fresh blocks out of a slab (bump allocation, a page's worth
  * at a time), collecting blocks other threads freed, the partial, full and
  * spare lists of each heap, the foreign cache's flushes, the remote-free
- * protocol, and the hand-off of blocks freed by other threads into a full
- * slab (the heap's delayed list).
+ * protocol, the hand-off of blocks freed by other threads into a full slab
+ * (the heap's delayed list), and giving back the pages that are wholly free
+ * inside slabs still in use.
+ *
+ * Pages inside slabs in use. A program that frees most of its blocks at
+ * random leaves slabs partly used, none empty, yet many pages with no block
+ * out. The owner gives those pages back (_hak_slab_purge_pages): their
+ * blocks leave the free list and the page's bit is set in `purged`; once
+ * the slab has carved all else, they are carved again, from the zero pages
+ * the OS gives back. The heap does it before it takes another slab, at most
+ * once per purge delay, and in malloc_trim.
  *
  * Spare slabs. A slab that empties goes onto its heap's spare list, up to
  * HAK_HEAP_SPARE of them, and only beyond that back to the pool. Any class
@@ -46,6 +55,11 @@
 
 #include "internal.h"
 
+/* Giving back pages inside slabs in use: a heap looks at most this often,
+ * at slabs with at least this much free. */
+#define PAGES_PASS_MIN_MS   100
+#define PAGES_PASS_MIN_FREE (4 * HAK_PAGE)
+
 /* The slab of every class of an uninitialised heap: never has a block, so
  * the fast path falls through to the slow path. */
 hak_slab _hak_slab_empty;
@@ -66,6 +80,9 @@ void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls)
     s->cls = (uint8_t)cls;
     s->in_full = 0;
     s->start_off = (uint32_t)hak_unit_offset(s->unit);
+    s->purged = 0;
+    s->purged_blocks = 0;
+    s->looked_free = 0;
     s->next = s->prev = NULL;
     atomic_store_explicit(&s->remote_a, HAK_REMOTE_NORMAL, memory_order_relaxed);
     atomic_store_explicit(&s->owner_a, heap->owner_tag, memory_order_release);
@@ -125,10 +142,42 @@ static void carve_order(uint16_t *order, uint32_t n)
 }
 #endif
 
+/* Pages [first, last] of a slab as bits of hak_slab.purged. */
+static inline uint32_t page_bits(size_t first, size_t last)
+{
+    return (uint32_t)((((uint64_t)2 << last) - 1) & ~(((uint64_t)1 << first) - 1));
+}
+
+/* The pages block i of s lies on. */
+static inline uint32_t block_pages(const hak_slab *s, size_t i)
+{
+    size_t off = i * s->block_size;
+    return page_bits(off / HAK_PAGE, (off + s->block_size - 1) / HAK_PAGE);
+}
+
+/* Every block on a purged page goes back on the free list (it was free and
+ * on no list), fresh as a carved one: the OS gives zero pages back. */
+static bool slab_recarve(hak_slab *s)
+{
+    uint32_t purged = s->purged;
+    if (purged == 0) return false;
+    s->purged = 0;
+    s->purged_blocks = 0;
+    s->looked_free = 0;
+    for (size_t i = s->bump; i-- > 0;) {
+        if (!(block_pages(s, i) & purged)) continue;
+        hak_block *b = (hak_block *)(hak_slab_start(s) + i * s->block_size);
+        hak_dbg_fresh(s, b);
+        hak_link_set(b, s->free);
+        s->free = b;
+    }
+    return true;
+}
+
 static bool slab_carve(hak_slab *s)
 {
     uint32_t left = s->capacity - s->bump;
-    if (left == 0) return false;
+    if (left == 0) return slab_recarve(s);
     uint32_t n = CARVE_BYTES / s->block_size;
     if (n < CARVE_MIN_BLOCKS) n = CARVE_MIN_BLOCKS;
     if (n > left) n = left;
@@ -201,6 +250,18 @@ static void slab_leave_full(hak_heap *heap, hak_slab *s)
 
 /* ---- the heap's refill ------------------------------------------------- */
 
+/* Before a heap takes another slab, and at most once per purge delay (and
+ * PAGES_PASS_MIN_MS), the pages that are wholly free inside its other slabs
+ * go back to the OS (_hak_heap_purge_pages). */
+static void heap_purge_pages_if_due(hak_heap *heap)
+{
+    uint64_t now = _hak_now_ms(), delay = _hak_purge_delay_ms();
+    if (delay < PAGES_PASS_MIN_MS) delay = PAGES_PASS_MIN_MS;
+    if (now - heap->pages_pass_ms < delay) return;
+    heap->pages_pass_ms = now;
+    _hak_heap_purge_pages(heap, false);
+}
+
 /* A block of class cls for heap, after its current slab ran dry: the first
  * partial slab with a free, remote-freed or uncarved block; slabs found
  * without one move to the full list. Then a slab from the pool. NULL only
@@ -228,6 +289,7 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
             s = next;
         }
         hak_heap_set_active(heap, cls, &_hak_slab_empty);
+        heap_purge_pages_if_due(heap);
         s = heap->spare.first;
         if (s) {
             _hak_slab_list_remove(&heap->spare, s);
@@ -276,6 +338,107 @@ size_t _hak_heap_return_spares(hak_heap *heap)
         bytes += hak_unit_bytes(s->unit);
         _hak_pool_return_slab(s);
     }
+    return bytes;
+}
+
+/* ---- free pages inside slabs in use -------------------------------------- */
+
+/* Give back to the OS every page of s whose blocks are all free, and take
+ * those blocks off the free list: they come back, zeroed by the OS, when
+ * the slab has carved everything else (slab_recarve). For a slab that is
+ * in use and partly free, such as the slabs a program leaves after freeing
+ * most of what it built; whole free slabs go back through the pool. Only
+ * the owner may call it: no one else touches the free list. Returns the
+ * bytes given back. */
+size_t _hak_slab_purge_pages(hak_slab *s)
+{
+    _hak_slab_collect_remote(s);
+    if (s->free == NULL || s->used == 0) return 0;   /* an empty slab goes back whole */
+    uint64_t free_bits[HAK_MAX_SLAB_BLOCKS / 64] = { 0 };
+    size_t nbits = s->bump;
+    for (hak_block *b = s->free; b; b = hak_link_get(s, b)) {
+        size_t i = (size_t)((char *)b - hak_slab_start(s)) / s->block_size;
+        free_bits[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+    /* A page can go if every block on it is free, and it holds no block
+     * still to carve (carving would then not know which blocks were off the
+     * list). */
+    size_t carved = nbits * s->block_size;
+    if (s->bump == s->capacity) carved = hak_align_up(carved, HAK_PAGE);
+    uint32_t pages = 0;
+    for (size_t pg = 0; (pg + 1) * HAK_PAGE <= carved; pg++) {
+        if (s->purged & (1u << pg)) continue;
+        size_t first = pg * HAK_PAGE / s->block_size;
+        size_t last = ((pg + 1) * HAK_PAGE - 1) / s->block_size;
+        if (last >= nbits) last = nbits - 1;
+        bool all_free = true;
+        for (size_t i = first; i <= last && all_free; i++)
+            all_free = (free_bits[i / 64] >> (i % 64)) & 1;
+        if (all_free) pages |= 1u << pg;
+    }
+    if (pages == 0) return 0;
+    /* the free list keeps its order, without the blocks on those pages (its
+     * links are read before the pages go) */
+    hak_block *head = NULL, *tail = NULL;
+    uint32_t off = 0;
+    for (hak_block *b = s->free; b;) {
+        hak_block *next = hak_link_get(s, b);
+        if (!(block_pages(s, (size_t)((char *)b - hak_slab_start(s)) / s->block_size) & pages)) {
+            if (tail) hak_link_set(tail, b);
+            else head = b;
+            tail = b;
+        } else {
+            off++;
+        }
+        b = next;
+    }
+    if (tail) hak_link_set(tail, NULL);
+    s->free = head;
+    s->purged_blocks = (uint16_t)(s->purged_blocks + off);
+    /* each run of pages goes back; one the OS refuses stays resident, its
+     * blocks still off the list until the slab carves them again */
+    size_t bytes = 0;
+    for (uint32_t left = pages; left;) {
+        unsigned first = (unsigned)__builtin_ctz(left);
+        unsigned end = first + (unsigned)__builtin_ctzll(~((uint64_t)left >> first));
+        left &= ~page_bits(first, end - 1);
+        if (_hak_os_decommit(hak_slab_start(s) + (size_t)first * HAK_PAGE, (size_t)(end - first) * HAK_PAGE) == 0)
+            bytes += (size_t)(end - first) * HAK_PAGE;
+    }
+    s->purged |= pages;
+    if (bytes) {
+        _hak_stats_purged(bytes);
+        _hak_pool_pages_purged(hak_ss_of_slab(s));
+    }
+    return bytes;
+}
+
+/* Pages free inside the heap's slabs in use go back to the OS, from the
+ * partial slabs other than the ones their classes allocate from (slabs on
+ * the full list have no free block). With `all` (malloc_trim) from every
+ * such slab with a page's worth of free blocks; otherwise only from those
+ * with PAGES_PASS_MIN_FREE bytes of free blocks, and at least a page's worth
+ * more than when they were last looked at, so that a slab whose free blocks
+ * are scattered is not walked again and again for nothing. Returns the
+ * bytes given back. */
+size_t _hak_heap_purge_pages(hak_heap *heap, bool all)
+{
+    size_t bytes = 0;
+    int saved = errno;
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        for (hak_slab *s = heap->partial[c].first; s; s = s->next) {
+            if (s == heap->active[c]) continue;
+            uint32_t free_blocks = s->bump - s->used - s->purged_blocks;
+            uint32_t page_blocks = HAK_PAGE / s->block_size + 1;
+            if (all ? free_blocks < page_blocks
+                    : (size_t)free_blocks * s->block_size < PAGES_PASS_MIN_FREE ||
+                      free_blocks < (uint32_t)s->looked_free + page_blocks)
+                continue;
+            bytes += _hak_slab_purge_pages(s);
+            s->looked_free = (uint16_t)(s->bump - s->used - s->purged_blocks);
+        }
+    }
+    errno = saved;
     return bytes;
 }
 

@@ -119,6 +119,24 @@ static void claim_dirty(hak_superslab *ss, uint32_t units)
     _hak_purge_note_reuse(now - oldest);
 }
 
+/* auto: a SuperSlab with idle memory is not busy; keep khugepaged from
+ * filling the pages it gave back in again as a huge page. */
+static void not_huge_locked(hak_superslab *ss)
+{
+    if (ss->huge && _hak_opt.thp == HAK_THP_AUTO) {
+        ss->huge = false;
+        _hak_os_huge_pages(ss, HAK_SS_SIZE, false);
+    }
+}
+
+/* Pages inside a slab in use of ss went back to the OS (slab.c). */
+void _hak_pool_pages_purged(hak_superslab *ss)
+{
+    _hak_pool_lock();
+    not_huge_locked(ss);
+    _hak_pool_unlock();
+}
+
 /* Decommit the dirty units of ss idle for delay_ms or more, one madvise per
  * run of adjacent units. Returns when the next remaining one is due, or
  * UINT64_MAX. */
@@ -147,12 +165,7 @@ static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_
         }
         _hak_os_decommit((char *)ss + hak_unit_offset(first), bytes);
         _hak_stats_purged(bytes);
-        /* auto: a SuperSlab with idle memory is not busy; keep khugepaged from
-         * filling the purged pages back in as a huge page */
-        if (ss->huge && _hak_opt.thp == HAK_THP_AUTO) {
-            ss->huge = false;
-            _hak_os_huge_pages(ss, HAK_SS_SIZE, false);
-        }
+        not_huge_locked(ss);
         __atomic_sub_fetch(&dirty_bytes, bytes, __ATOMIC_RELAXED);
     }
     return next;

@@ -11,6 +11,9 @@
  *     left behind), and once the main thread has freed the blocks, RSS falls
  *     below a quarter of that (the memory goes back).
  *  4. malloc_trim(0) after freeing everything: RSS near the start at once.
+ *  5. malloc_trim(0) after freeing 90% of many small blocks at random: the
+ *     pages with no block left on them go back (at least an eighth of the
+ *     heap), and every block keeps its bytes.
  * RSS is read from /proc/self/statm with open/read, which do not allocate.
  */
 #include <fcntl.h>
@@ -176,10 +179,65 @@ static void test_trim(void)
     CHECK(after <= before + 4 * MiB, "RSS %zu KiB after malloc_trim, %zu KiB at the start", after / 1024, before / 1024);
 }
 
+/* 128 MiB of blocks of 16-512 B, 90% of them freed at random: no slab
+ * empties, yet about a quarter of the pages hold only free blocks.
+ * malloc_trim(0) gives those back; the blocks still out keep their bytes,
+ * and new blocks, some of them on the pages given back, work as any. */
+static void test_trim_fragmented(void)
+{
+    enum { MAX_BLOCKS = 3 << 19 };
+    void **b = mmap(NULL, MAX_BLOCKS * sizeof(void *), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(b != MAP_FAILED, "mmap");
+    rng_t r;
+    rng_seed(&r, 7);
+    size_t before = rss_bytes(), total = 0, n = 0;
+    while (total < 128 * MiB) {
+        size_t size = 16 + rng_below(&r, 497);
+        b[n] = malloc(size);
+        CHECK(b[n] != NULL, "malloc(%zu)", size);
+        memset(b[n], (int)(n & 0xff), size);
+        total += size;
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rng_below(&r, 10) == 0) continue;
+        free(b[i]);
+        b[i] = NULL;
+    }
+    size_t most = rss_bytes();
+    malloc_trim(0);
+    size_t trimmed = rss_bytes();
+    printf("trim after freeing 90%%: RSS before %zu MiB, with 10%% left %zu MiB, after trim %zu MiB\n",
+           before / MiB, most / MiB, trimmed / MiB);
+    CHECK(most - trimmed > (most - before) / 8, "malloc_trim gave back %zu of %zu MiB", (most - trimmed) / MiB,
+          (most - before) / MiB);
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == NULL) continue;
+        const unsigned char *c = b[i];
+        CHECK(c[0] == (unsigned char)(i & 0xff), "block %zu lost its bytes", i);
+    }
+    for (size_t i = 0; i < n; i += 2) {   /* half the freed ones again */
+        if (b[i]) continue;
+        size_t size = 16 + rng_below(&r, 497);
+        b[i] = malloc(size);
+        CHECK(b[i] != NULL, "malloc(%zu)", size);
+        memset(b[i], (int)(i & 0xff), size);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == NULL) continue;
+        const unsigned char *c = b[i];
+        CHECK(c[0] == (unsigned char)(i & 0xff), "block %zu lost its bytes", i);
+        free(b[i]);
+    }
+    munmap(b, MAX_BLOCKS * sizeof(void *));
+}
+
 int main(void)
 {
     test_init("test_rss");
     test_trim();
+    test_trim_fragmented();
     test_free_all();
     test_one_big_block();
     test_thread_rounds();

@@ -1,7 +1,8 @@
 /* unit_internals.c: unit tests of hakmem's internal pieces: size classes,
  * the owned-range map, pointer-to-owner lookup, slab alignment, spare slabs
  * moving between classes, the foreign cache, and the OS layer's failure
- * path. Linked with the static library; sees src/. */
+ * path, pages given back from slabs in use. Linked with the static library;
+ * sees src/. */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
@@ -232,6 +233,76 @@ static void test_foreign_cache(void)
     hak_free(got);
 }
 
+/* Pages whose blocks are all free go back to the OS from a slab in use;
+ * their blocks leave the free list and come back, each once, when the slab
+ * has nothing else to give. */
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_purge_pages(void)
+{
+    enum { N = 1200, SIZE = 256, PER_PAGE = HAK_PAGE / SIZE };
+    void **b = hak_malloc(N * sizeof(void *));
+    for (int i = 0; i < N; i++) {
+        b[i] = hak_malloc(SIZE);
+        CHECK(b[i] != NULL, "malloc(%d)", SIZE);
+        memset(b[i], 0x5a, SIZE);
+    }
+    hak_slab *s = slab_of(b[0]);
+    CHECK(s->block_size == SIZE && s->bump == s->capacity, "first slab of %d-byte blocks not carved out", SIZE);
+    /* free every block on pages 2 to 5 of the slab, and one on page 7 */
+    int freed = 0;
+    for (int i = 0; i < N; i++) {
+        if (slab_of(b[i]) != s) continue;
+        size_t page = (size_t)((char *)b[i] - hak_slab_start(s)) / HAK_PAGE;
+        size_t index = (size_t)((char *)b[i] - hak_slab_start(s)) / SIZE;
+        if ((page >= 2 && page <= 5) || index == 7 * PER_PAGE) {
+            hak_free(b[i]);
+            b[i] = NULL;
+            freed++;
+        }
+    }
+    CHECK(freed == 4 * PER_PAGE + 1, "freed %d blocks", freed);
+    size_t bytes = _hak_slab_purge_pages(s);
+    CHECK(bytes == 4 * HAK_PAGE && s->purged == 0x3c, "purged %zu bytes, pages %#x", bytes, s->purged);
+    unsigned char vec[8];
+    CHECK(mincore(hak_slab_start(s), 8 * HAK_PAGE, vec) == 0, "mincore");
+    for (int pg = 0; pg < 8; pg++)
+        CHECK(((vec[pg] & 1) == 0) == (pg >= 2 && pg <= 5), "page %d resident: %d", pg, vec[pg] & 1);
+    int on_list = 0;
+    for (hak_block *f = s->free; f; f = hak_link_get(s, f)) on_list++;
+    CHECK(on_list == 1, "%d blocks on the free list, not the one on page 7", on_list);
+    CHECK(_hak_slab_purge_pages(s) == 0, "purged again");
+
+    /* malloc hands out every block again, each once */
+    void **extra = hak_malloc(4 * N * sizeof(void *));
+    int back = 0, n_extra = 0;
+    for (int i = 0; i < N + 4 * N && back < 4 * PER_PAGE; i++) {
+        void *p = hak_malloc(SIZE);
+        CHECK(p != NULL, "malloc(%d)", SIZE);
+        memset(p, 0x5b, SIZE);
+        if (slab_of(p) == s && (size_t)((char *)p - hak_slab_start(s)) / HAK_PAGE - 2 < 4) back++;
+        if (i < N && b[i] == NULL) b[i] = p;
+        else if (n_extra < 4 * N) extra[n_extra++] = p;
+    }
+    CHECK(back == 4 * PER_PAGE, "%d of the %d blocks on given-back pages came back", back, 4 * PER_PAGE);
+    CHECK(s->purged == 0, "pages still marked purged: %#x", s->purged);
+    void **all = hak_malloc(5 * N * sizeof(void *));
+    int n = 0;
+    for (int i = 0; i < N; i++)
+        if (b[i]) all[n++] = b[i];
+    for (int i = 0; i < n_extra; i++) all[n++] = extra[i];
+    qsort(all, (size_t)n, sizeof(void *), cmp_ptr);
+    for (int i = 1; i < n; i++) CHECK(all[i] != all[i - 1], "block %p handed out twice", all[i]);
+    for (int i = 0; i < n; i++) hak_free(all[i]);
+    hak_free(all);
+    hak_free(extra);
+    hak_free(b);
+}
+
 int main(void)
 {
     test_size_classes();
@@ -239,6 +310,7 @@ int main(void)
     test_alignment();
     test_spare_slabs();
     test_foreign_cache();
+    test_purge_pages();
     test_os_failure();
     printf("unit_internals: ok\n");
     return 0;
