@@ -263,13 +263,21 @@ static void heap_purge_pages_if_due(hak_heap *heap)
 }
 
 /* A block of class cls for heap, after its current slab ran dry: the first
- * partial slab with a free, remote-freed or uncarved block; slabs found
- * without one move to the full list. Then a slab from the pool. NULL only
- * when out of memory. */
+ * partial slab with a free or remote-freed block; else the first with a
+ * block to carve; slabs found with neither move to the full list. Then a
+ * slab from the pool. NULL only when out of memory. */
 void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
 {
     _hak_heap_drain_delayed(heap);
     for (;;) {
+        /* blocks the slabs already have first: carving touches new pages */
+        for (hak_slab *s = heap->partial[cls].first; s; s = s->next) {
+            if (s->free == NULL) _hak_slab_collect_remote(s);
+            if (s->free) {
+                hak_heap_set_active(heap, cls, s);
+                return hak_slab_pop(s);
+            }
+        }
         hak_slab *s = heap->partial[cls].first;
         while (s) {
             hak_slab *next = s->next;
