@@ -315,6 +315,8 @@ void  _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls);
 void  _hak_slab_retire(hak_slab *s);
 size_t _hak_heap_return_spares(hak_heap *heap);
 size_t _hak_slab_purge_pages(hak_slab *s);
+bool  _hak_slab_pages_worth(const hak_slab *s, bool all);
+#define HAK_PAGES_PASS_MIN_MS 100   /* pages inside slabs: at most this often */
 size_t _hak_heap_purge_pages(hak_heap *heap, bool all);
 extern hak_slab _hak_slab_empty;
 

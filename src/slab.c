@@ -13,7 +13,8 @@
  * blocks leave the free list and the page's bit is set in `purged`; once
  * the slab has carved all else, they are carved again, from the zero pages
  * the OS gives back. The heap does it before it takes another slab, at most
- * once per purge delay, and in malloc_trim.
+ * once per purge delay, and in malloc_trim; the pool does it for abandoned
+ * slabs (superslab.c).
  *
  * Spare slabs. A slab that empties goes onto its heap's spare list, up to
  * HAK_HEAP_SPARE of them, and only beyond that back to the pool. Any class
@@ -55,9 +56,8 @@
 
 #include "internal.h"
 
-/* Giving back pages inside slabs in use: a heap looks at most this often,
- * at slabs with at least this much free. */
-#define PAGES_PASS_MIN_MS   100
+/* Giving back pages inside slabs in use: looked for at slabs with at least
+ * this much free (and a heap looks at most every HAK_PAGES_PASS_MIN_MS). */
 #define PAGES_PASS_MIN_FREE (4 * HAK_PAGE)
 
 /* The slab of every class of an uninitialised heap: never has a block, so
@@ -251,12 +251,12 @@ static void slab_leave_full(hak_heap *heap, hak_slab *s)
 /* ---- the heap's refill ------------------------------------------------- */
 
 /* Before a heap takes another slab, and at most once per purge delay (and
- * PAGES_PASS_MIN_MS), the pages that are wholly free inside its other slabs
+ * HAK_PAGES_PASS_MIN_MS), the pages that are wholly free inside its other slabs
  * go back to the OS (_hak_heap_purge_pages). */
 static void heap_purge_pages_if_due(hak_heap *heap)
 {
     uint64_t now = _hak_now_ms(), delay = _hak_purge_delay_ms();
-    if (delay < PAGES_PASS_MIN_MS) delay = PAGES_PASS_MIN_MS;
+    if (delay < HAK_PAGES_PASS_MIN_MS) delay = HAK_PAGES_PASS_MIN_MS;
     if (now - heap->pages_pass_ms < delay) return;
     heap->pages_pass_ms = now;
     _hak_heap_purge_pages(heap, false);
@@ -356,9 +356,10 @@ size_t _hak_heap_return_spares(hak_heap *heap)
  * the slab has carved everything else (slab_recarve). For a slab that is
  * in use and partly free, such as the slabs a program leaves after freeing
  * most of what it built; whole free slabs go back through the pool. Only
- * the owner may call it: no one else touches the free list. Returns the
- * bytes given back. */
-size_t _hak_slab_purge_pages(hak_slab *s)
+ * the owner may call it, since no one else touches the free list, or the
+ * pool for an abandoned slab it took off its list. Returns the bytes given
+ * back. */
+static size_t slab_purge_pages(hak_slab *s)
 {
     _hak_slab_collect_remote(s);
     if (s->free == NULL || s->used == 0) return 0;   /* an empty slab goes back whole */
@@ -421,30 +422,38 @@ size_t _hak_slab_purge_pages(hak_slab *s)
     return bytes;
 }
 
+size_t _hak_slab_purge_pages(hak_slab *s)
+{
+    size_t bytes = slab_purge_pages(s);
+    s->looked_free = (uint16_t)(s->bump - s->used - s->purged_blocks);
+    return bytes;
+}
+
+/* Whether s is worth a look for pages to give back: with `all` (malloc_trim)
+ * if it has a page's worth of free blocks; otherwise if it has
+ * PAGES_PASS_MIN_FREE bytes of them, and a page's worth more than when it
+ * was last looked at, so that a slab whose free blocks are scattered is not
+ * walked again and again for nothing. */
+bool _hak_slab_pages_worth(const hak_slab *s, bool all)
+{
+    uint32_t free_blocks = s->bump - s->used - s->purged_blocks;
+    uint32_t page_blocks = HAK_PAGE / s->block_size + 1;
+    if (all) return free_blocks >= page_blocks;
+    return (size_t)free_blocks * s->block_size >= PAGES_PASS_MIN_FREE &&
+           free_blocks >= (uint32_t)s->looked_free + page_blocks;
+}
+
 /* Pages free inside the heap's slabs in use go back to the OS, from the
- * partial slabs other than the ones their classes allocate from (slabs on
- * the full list have no free block). With `all` (malloc_trim) from every
- * such slab with a page's worth of free blocks; otherwise only from those
- * with PAGES_PASS_MIN_FREE bytes of free blocks, and at least a page's worth
- * more than when they were last looked at, so that a slab whose free blocks
- * are scattered is not walked again and again for nothing. Returns the
- * bytes given back. */
+ * partial slabs worth a look other than the ones their classes allocate
+ * from (slabs on the full list have no free block). Returns the bytes given
+ * back. */
 size_t _hak_heap_purge_pages(hak_heap *heap, bool all)
 {
     size_t bytes = 0;
     int saved = errno;
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
-        for (hak_slab *s = heap->partial[c].first; s; s = s->next) {
-            if (s == heap->active[c]) continue;
-            uint32_t free_blocks = s->bump - s->used - s->purged_blocks;
-            uint32_t page_blocks = HAK_PAGE / s->block_size + 1;
-            if (all ? free_blocks < page_blocks
-                    : (size_t)free_blocks * s->block_size < PAGES_PASS_MIN_FREE ||
-                      free_blocks < (uint32_t)s->looked_free + page_blocks)
-                continue;
-            bytes += _hak_slab_purge_pages(s);
-            s->looked_free = (uint16_t)(s->bump - s->used - s->purged_blocks);
-        }
+        for (hak_slab *s = heap->partial[c].first; s; s = s->next)
+            if (s != heap->active[c] && _hak_slab_pages_worth(s, all)) bytes += _hak_slab_purge_pages(s);
     }
     errno = saved;
     return bytes;

@@ -317,6 +317,39 @@ void _hak_pool_return_slab(hak_slab *s)
 
 /* ---- purging ------------------------------------------------------------ */
 
+/* The pages wholly free inside abandoned slabs go back, as a heap's own do
+ * (slab.c). Each slab worth a look leaves its list while the pool's lock is
+ * dropped, so that no thread adopts it meanwhile; other threads' frees into
+ * it still go to its remote list. Returns the bytes given back. */
+static size_t purge_abandoned_pages(bool all)
+{
+    hak_slab *claimed = NULL;
+    _hak_pool_lock();
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        for (hak_slab *s = abandoned[c].first; s;) {
+            hak_slab *next = s->next;
+            if (_hak_slab_pages_worth(s, all)) {
+                _hak_slab_list_remove(&abandoned[c], s);
+                s->next = claimed;
+                claimed = s;
+            }
+            s = next;
+        }
+    }
+    _hak_pool_unlock();
+    if (claimed == NULL) return 0;
+    size_t bytes = 0;
+    for (hak_slab *s = claimed; s; s = s->next) bytes += _hak_slab_purge_pages(s);
+    _hak_pool_lock();
+    while (claimed) {
+        hak_slab *s = claimed;
+        claimed = s->next;
+        _hak_slab_list_push(&abandoned[s->cls], s);
+    }
+    _hak_pool_unlock();
+    return bytes;
+}
+
 /* One purge pass: reclaim empty abandoned slabs, then decommit every dirty
  * unit idle for delay_ms or more. Returns when the next pass is due: the
  * next remaining dirty unit, or the next look at abandoned slabs
@@ -342,6 +375,13 @@ uint64_t _hak_pool_purge(uint64_t now, uint64_t delay_ms)
     }
     _hak_pool_unlock();
     unmap_list(dead);
+    /* pages inside abandoned slabs, at most once per delay, as a heap does */
+    static _Atomic uint64_t abandoned_pages_ms;
+    uint64_t gap = delay_ms < HAK_PAGES_PASS_MIN_MS ? HAK_PAGES_PASS_MIN_MS : delay_ms;
+    if (now == 0 || now - atomic_load_explicit(&abandoned_pages_ms, memory_order_relaxed) >= gap) {
+        atomic_store_explicit(&abandoned_pages_ms, now, memory_order_relaxed);
+        purge_abandoned_pages(false);
+    }
     return next;
 }
 
@@ -367,7 +407,7 @@ size_t _hak_pool_trim(void)
     _hak_pool_unlock();
     for (hak_superslab *ss = dead; ss; ss = ss->next) released += HAK_SS_SIZE;
     unmap_list(dead);
-    return released;
+    return released + purge_abandoned_pages(true);
 }
 
 void _hak_pool_counts(uint64_t *mapped, uint64_t *retained)

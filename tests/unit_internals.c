@@ -303,6 +303,52 @@ static void test_purge_pages(void)
     hak_free(b);
 }
 
+/* A thread leaves a slab with free pages and exits: malloc_trim gives those
+ * pages back from the abandoned slab, whose other blocks still work. */
+enum { LEFT_N = 1200, LEFT_SIZE = 256 };
+static void *left_blocks[LEFT_N];
+
+static void *leave_free_pages(void *arg)
+{
+    hak_slab **out = arg;
+    for (int i = 0; i < LEFT_N; i++) {
+        left_blocks[i] = hak_malloc(LEFT_SIZE);
+        CHECK(left_blocks[i] != NULL, "malloc(%d)", LEFT_SIZE);
+        memset(left_blocks[i], 0x6c, LEFT_SIZE);
+    }
+    hak_slab *s = slab_of(left_blocks[0]);
+    for (int i = 0; i < LEFT_N; i++) {
+        if (slab_of(left_blocks[i]) != s) continue;
+        size_t page = (size_t)((char *)left_blocks[i] - hak_slab_start(s)) / HAK_PAGE;
+        if (page >= 2 && page <= 5) {
+            hak_free(left_blocks[i]);
+            left_blocks[i] = NULL;
+        }
+    }
+    *out = s;
+    return NULL;
+}
+
+static void test_purge_abandoned_pages(void)
+{
+    hak_slab *s = NULL;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, leave_free_pages, &s) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    CHECK(atomic_load(&s->owner_a) == NULL && s->used > 0, "the thread's slab was not abandoned with blocks out");
+    hak_trim();
+    CHECK(s->purged == 0x3c, "pages given back from the abandoned slab: %#x", s->purged);
+    unsigned char vec[8];
+    CHECK(mincore(hak_slab_start(s), 8 * HAK_PAGE, vec) == 0, "mincore");
+    for (int pg = 0; pg < 8; pg++)
+        CHECK(((vec[pg] & 1) == 0) == (pg >= 2 && pg <= 5), "page %d resident: %d", pg, vec[pg] & 1);
+    for (int i = 0; i < LEFT_N; i++) {
+        if (left_blocks[i] == NULL) continue;
+        CHECK(((unsigned char *)left_blocks[i])[LEFT_SIZE - 1] == 0x6c, "block %d lost its bytes", i);
+        hak_free(left_blocks[i]);
+    }
+}
+
 int main(void)
 {
     test_size_classes();
@@ -311,6 +357,7 @@ int main(void)
     test_spare_slabs();
     test_foreign_cache();
     test_purge_pages();
+    test_purge_abandoned_pages();
     test_os_failure();
     printf("unit_internals: ok\n");
     return 0;
