@@ -70,12 +70,18 @@ static size_t settled_rss(void)
 
 #define MiB ((size_t)1 << 20)
 
+/* A table of n block pointers outside the allocator under test. */
+static void **block_table(size_t n)
+{
+    void **t = mmap(NULL, n * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(t != MAP_FAILED, "mmap of a table of %zu pointers", n);
+    return t;
+}
+
 static void test_free_all(void)
 {
     enum { MAX_BLOCKS = 1 << 20 };
-    void **blocks = mmap(NULL, MAX_BLOCKS * sizeof(void *), PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(blocks != MAP_FAILED, "mmap");
+    void **blocks = block_table(MAX_BLOCKS);
     rng_t r;
     rng_seed(&r, 42);
     size_t total = 0, n = 0;
@@ -186,9 +192,7 @@ static void test_trim(void)
 static void test_trim_fragmented(void)
 {
     enum { MAX_BLOCKS = 3 << 19 };
-    void **b = mmap(NULL, MAX_BLOCKS * sizeof(void *), PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(b != MAP_FAILED, "mmap");
+    void **b = block_table(MAX_BLOCKS);
     rng_t r;
     rng_seed(&r, 7);
     size_t before = rss_bytes(), total = 0, n = 0;

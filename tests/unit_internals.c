@@ -242,6 +242,38 @@ static int cmp_ptr(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The page of slab s that p lies on. */
+static size_t page_in_slab(hak_slab *s, const void *p)
+{
+    return (size_t)((const char *)p - hak_slab_start(s)) / HAK_PAGE;
+}
+
+/* Free (and clear) every block of b[0..n) that lies on pages 2 to 5 of s,
+ * or is block `also` of s; returns how many. */
+static int free_pages_2_to_5(void **b, int n, hak_slab *s, size_t also)
+{
+    int freed = 0;
+    for (int i = 0; i < n; i++) {
+        if (b[i] == NULL || slab_of(b[i]) != s) continue;
+        size_t page = page_in_slab(s, b[i]);
+        if ((page >= 2 && page <= 5) || (size_t)((char *)b[i] - hak_slab_start(s)) / s->block_size == also) {
+            hak_free(b[i]);
+            b[i] = NULL;
+            freed++;
+        }
+    }
+    return freed;
+}
+
+/* Of the first 8 pages of s, exactly pages 2 to 5 are not resident. */
+static void check_pages_2_to_5_gone(hak_slab *s)
+{
+    unsigned char vec[8];
+    CHECK(mincore(hak_slab_start(s), 8 * HAK_PAGE, vec) == 0, "mincore");
+    for (int pg = 0; pg < 8; pg++)
+        CHECK(((vec[pg] & 1) == 0) == (pg >= 2 && pg <= 5), "page %d resident: %d", pg, vec[pg] & 1);
+}
+
 static void test_purge_pages(void)
 {
     enum { N = 1200, SIZE = 256, PER_PAGE = HAK_PAGE / SIZE };
@@ -254,24 +286,11 @@ static void test_purge_pages(void)
     hak_slab *s = slab_of(b[0]);
     CHECK(s->block_size == SIZE && s->bump == s->capacity, "first slab of %d-byte blocks not carved out", SIZE);
     /* free every block on pages 2 to 5 of the slab, and one on page 7 */
-    int freed = 0;
-    for (int i = 0; i < N; i++) {
-        if (slab_of(b[i]) != s) continue;
-        size_t page = (size_t)((char *)b[i] - hak_slab_start(s)) / HAK_PAGE;
-        size_t index = (size_t)((char *)b[i] - hak_slab_start(s)) / SIZE;
-        if ((page >= 2 && page <= 5) || index == 7 * PER_PAGE) {
-            hak_free(b[i]);
-            b[i] = NULL;
-            freed++;
-        }
-    }
+    int freed = free_pages_2_to_5(b, N, s, 7 * PER_PAGE);
     CHECK(freed == 4 * PER_PAGE + 1, "freed %d blocks", freed);
     size_t bytes = _hak_slab_purge_pages(s);
     CHECK(bytes == 4 * HAK_PAGE && s->purged == 0x3c, "purged %zu bytes, pages %#x", bytes, s->purged);
-    unsigned char vec[8];
-    CHECK(mincore(hak_slab_start(s), 8 * HAK_PAGE, vec) == 0, "mincore");
-    for (int pg = 0; pg < 8; pg++)
-        CHECK(((vec[pg] & 1) == 0) == (pg >= 2 && pg <= 5), "page %d resident: %d", pg, vec[pg] & 1);
+    check_pages_2_to_5_gone(s);
     int on_list = 0;
     for (hak_block *f = s->free; f; f = hak_link_get(s, f)) on_list++;
     CHECK(on_list == 1, "%d blocks on the free list, not the one on page 7", on_list);
@@ -284,7 +303,7 @@ static void test_purge_pages(void)
         void *p = hak_malloc(SIZE);
         CHECK(p != NULL, "malloc(%d)", SIZE);
         memset(p, 0x5b, SIZE);
-        if (slab_of(p) == s && (size_t)((char *)p - hak_slab_start(s)) / HAK_PAGE - 2 < 4) back++;
+        if (slab_of(p) == s && page_in_slab(s, p) - 2 < 4) back++;
         if (i < N && b[i] == NULL) b[i] = p;
         else if (n_extra < 4 * N) extra[n_extra++] = p;
     }
@@ -317,14 +336,7 @@ static void *leave_free_pages(void *arg)
         memset(left_blocks[i], 0x6c, LEFT_SIZE);
     }
     hak_slab *s = slab_of(left_blocks[0]);
-    for (int i = 0; i < LEFT_N; i++) {
-        if (slab_of(left_blocks[i]) != s) continue;
-        size_t page = (size_t)((char *)left_blocks[i] - hak_slab_start(s)) / HAK_PAGE;
-        if (page >= 2 && page <= 5) {
-            hak_free(left_blocks[i]);
-            left_blocks[i] = NULL;
-        }
-    }
+    free_pages_2_to_5(left_blocks, LEFT_N, s, SIZE_MAX);
     *out = s;
     return NULL;
 }
@@ -338,10 +350,7 @@ static void test_purge_abandoned_pages(void)
     CHECK(atomic_load(&s->owner_a) == NULL && s->used > 0, "the thread's slab was not abandoned with blocks out");
     hak_trim();
     CHECK(s->purged == 0x3c, "pages given back from the abandoned slab: %#x", s->purged);
-    unsigned char vec[8];
-    CHECK(mincore(hak_slab_start(s), 8 * HAK_PAGE, vec) == 0, "mincore");
-    for (int pg = 0; pg < 8; pg++)
-        CHECK(((vec[pg] & 1) == 0) == (pg >= 2 && pg <= 5), "page %d resident: %d", pg, vec[pg] & 1);
+    check_pages_2_to_5_gone(s);
     for (int i = 0; i < LEFT_N; i++) {
         if (left_blocks[i] == NULL) continue;
         CHECK(((unsigned char *)left_blocks[i])[LEFT_SIZE - 1] == 0x6c, "block %d lost its bytes", i);
