@@ -358,7 +358,7 @@ void _hak_debug_on_alloc(hak_slab *s, void *p)
     VG_OPEN(p, s->block_size);
     check_fill(s, p);
     if (!_hak_dbg_internal_alloc) VG_ALLOC(p, s->block_size);   /* not the program's */
-    size_t index = (size_t)((char *)p - hak_slab_start(s)) / s->block_size;
+    size_t index = hak_block_index(s, p);
     uint64_t bit = (uint64_t)1 << (index % 64);
     uint64_t was = atomic_fetch_or(out_word(s, index), bit);
     hak_assert(!(was & bit));

@@ -178,6 +178,12 @@ static inline char *hak_slab_start(const hak_slab *s)
     return (char *)hak_ss_of_slab(s) + s->start_off;
 }
 
+/* Index in s of the block p lies in. */
+static inline size_t hak_block_index(const hak_slab *s, const void *p)
+{
+    return (size_t)((const char *)p - hak_slab_start(s)) / s->block_size;
+}
+
 /* Where the blocks of unit u may go, and how many bytes: unit 0 starts after
  * the header, and in the secure build the last unit ends before the guard. */
 static inline size_t hak_unit_offset(unsigned u)

@@ -364,22 +364,21 @@ static size_t slab_purge_pages(hak_slab *s)
     _hak_slab_collect_remote(s);
     if (s->free == NULL || s->used == 0) return 0;   /* an empty slab goes back whole */
     uint64_t free_bits[HAK_MAX_SLAB_BLOCKS / 64] = { 0 };
-    size_t nbits = s->bump;
     for (hak_block *b = s->free; b; b = hak_link_get(s, b)) {
-        size_t i = (size_t)((char *)b - hak_slab_start(s)) / s->block_size;
+        size_t i = hak_block_index(s, b);
         free_bits[i / 64] |= (uint64_t)1 << (i % 64);
     }
     /* A page can go if every block on it is free, and it holds no block
      * still to carve (carving would then not know which blocks were off the
      * list). */
-    size_t carved = nbits * s->block_size;
+    size_t carved = (size_t)s->bump * s->block_size;
     if (s->bump == s->capacity) carved = hak_align_up(carved, HAK_PAGE);
     uint32_t pages = 0;
     for (size_t pg = 0; (pg + 1) * HAK_PAGE <= carved; pg++) {
         if (s->purged & (1u << pg)) continue;
         size_t first = pg * HAK_PAGE / s->block_size;
         size_t last = ((pg + 1) * HAK_PAGE - 1) / s->block_size;
-        if (last >= nbits) last = nbits - 1;
+        if (last >= s->bump) last = (size_t)s->bump - 1;
         bool all_free = true;
         for (size_t i = first; i <= last && all_free; i++)
             all_free = (free_bits[i / 64] >> (i % 64)) & 1;
@@ -392,7 +391,7 @@ static size_t slab_purge_pages(hak_slab *s)
     uint32_t off = 0;
     for (hak_block *b = s->free; b;) {
         hak_block *next = hak_link_get(s, b);
-        if (!(block_pages(s, (size_t)((char *)b - hak_slab_start(s)) / s->block_size) & pages)) {
+        if (!(block_pages(s, hak_block_index(s, b)) & pages)) {
             if (tail) hak_link_set(tail, b);
             else head = b;
             tail = b;

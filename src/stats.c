@@ -202,7 +202,7 @@ static void describe_address(const void *addr)
                  (const char *)addr < (const char *)ss + HAK_SS_HEADER_SIZE ? "its header" : "not in use by any slab");
         return;
     }
-    size_t index = (size_t)((const char *)addr - hak_slab_start(s)) / s->block_size;
+    size_t index = hak_block_index(s, addr);
     const char *block = hak_slab_start(s) + index * s->block_size;
     const char *state = index >= s->capacity ? "past the slab's last block"
                       : index >= s->bump ? "never handed out"

@@ -256,7 +256,7 @@ static int free_pages_2_to_5(void **b, int n, hak_slab *s, size_t also)
     for (int i = 0; i < n; i++) {
         if (b[i] == NULL || slab_of(b[i]) != s) continue;
         size_t page = page_in_slab(s, b[i]);
-        if ((page >= 2 && page <= 5) || (size_t)((char *)b[i] - hak_slab_start(s)) / s->block_size == also) {
+        if ((page >= 2 && page <= 5) || hak_block_index(s, b[i]) == also) {
             hak_free(b[i]);
             b[i] = NULL;
             freed++;
