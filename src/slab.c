@@ -30,7 +30,7 @@
  * take these blocks first, while they are warm; once the list is empty the
  * slow path turns back to the slab. The block stays counted in its slab's
  * `used` all along, so the slab cannot be emptied under it. A list longer
- * than _hak_class_foreign_max[cls] (about 8 KiB of blocks) is flushed back
+ * than _hak_class_foreign_max[cls] (about 2 KiB of blocks) is flushed back
  * to the slabs; so is every list once HAK_FOREIGN_PERIOD blocks were pushed
  * onto it since its last flush: otherwise blocks that one thread allocated
  * and another keeps freeing and reusing (a worker recycling what the main
