@@ -185,6 +185,36 @@ hak_heap *_hak_heap_first_of_all(void)
     return __atomic_load_n(&all_heaps, __ATOMIC_ACQUIRE);
 }
 
+/* Purge thread: the spares of every heap seen to park none for idle_ms go
+ * back to the pool, so a thread that went idle keeps no empty slab. The
+ * owner only counts its parks (no clock read); a heap is idle from the pass
+ * that last saw the count change. Heaps of exited threads have no spares;
+ * those of threads fork left behind are swept too. Returns when the next
+ * heap's spares fall due (UINT64_MAX: none). */
+uint64_t _hak_heap_sweep_spares(uint64_t now, uint64_t idle_ms)
+{
+    uint64_t due = UINT64_MAX;
+    for (hak_heap *h = _hak_heap_first_of_all(); h; h = h->next_all) {
+        bool any = false;
+        for (unsigned i = 0; i < HAK_HEAP_SPARE; i++)
+            any |= atomic_load_explicit(&h->spare[i], memory_order_relaxed) != NULL;
+        if (!any) continue;
+        uint32_t parks = atomic_load_explicit(&h->spare_parks, memory_order_relaxed);
+        if (parks != h->sweep_parks || h->sweep_ms == 0) {
+            h->sweep_parks = parks;
+            h->sweep_ms = now;
+        }
+        uint64_t at = h->sweep_ms + idle_ms;
+        if (at <= now) {
+            _hak_heap_return_spares(h);
+            h->sweep_ms = 0;
+        } else if (at < due) {
+            due = at;
+        }
+    }
+    return due;
+}
+
 /* malloc_trim: the thread's empty slabs (its spares, and current ones that
  * emptied) go back to the pool. Returns the bytes given back. */
 size_t _hak_heap_trim_thread(hak_heap *heap)

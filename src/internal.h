@@ -215,9 +215,13 @@ typedef struct hak_heap {
     hak_slab *active[HAK_CLASSES];       /* slab the heap allocates from */
     hak_slab_list partial[HAK_CLASSES];  /* owned slabs with room (active among them) */
     hak_slab_list full[HAK_CLASSES];     /* owned slabs with no room when last seen */
-    hak_slab_list spare;                 /* empty slabs kept for any class (at most
-                                            HAK_HEAP_SPARE), in the pool's state */
-    uint32_t spare_count;
+    _Atomic(hak_slab *) spare[HAK_HEAP_SPARE]; /* empty slabs kept for any class, in the
+                                            pool's state; the purge thread takes back
+                                            those of an idle heap (slab.c) */
+    _Atomic uint32_t spare_parks;        /* spares parked so far (owner) */
+    uint32_t sweep_parks;                /* spare_parks when the purge thread last saw a
+                                            change, at sweep_ms (purge thread only) */
+    uint64_t sweep_ms;
     hak_freelist foreign[HAK_CLASSES];   /* blocks of other heaps' slabs this thread
                                             freed, for its own mallocs (plain links);
                                             `used` counts the pops */
@@ -320,6 +324,7 @@ void  _hak_slab_list_remove(hak_slab_list *l, hak_slab *s);
 void  _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls);
 void  _hak_slab_retire(hak_slab *s);
 size_t _hak_heap_return_spares(hak_heap *heap);
+uint64_t _hak_heap_sweep_spares(uint64_t now, uint64_t delay_ms);
 size_t _hak_slab_purge_pages(hak_slab *s);
 bool  _hak_slab_pages_worth(const hak_slab *s, bool all);
 #define HAK_PAGES_PASS_MIN_MS 100   /* pages inside slabs: at most this often */
@@ -355,6 +360,7 @@ uint64_t _hak_now_ms(void);
 uint64_t _hak_purge_delay_ms(void);
 void  _hak_purge_note_reuse(uint64_t idle_ms);
 void  _hak_purge_after_free(void);
+void  _hak_purge_watch_spares(void);
 void  _hak_purge_after_fork_child(void);
 int   _hak_trim(void);
 

@@ -36,6 +36,9 @@
 #define ADAPTIVE_MIN_MS 20
 #define ADAPTIVE_MAX_MS 1000
 #define LAZY_MS         10000
+/* A heap's spare slabs go back to the pool once it has parked none for this
+ * long, or the purge delay if longer: spares are for a busy thread. */
+#define SPARE_IDLE_MS   1000
 
 static _Atomic uint64_t reuse_ms = 100;   /* running estimate of the reuse interval */
 
@@ -120,13 +123,17 @@ static bool only_thread_left(void)
     return alone;
 }
 
-/* One pass over everything; when is the next one due (UINT64_MAX: never). */
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* One pass over everything; when is the next one due (UINT64_MAX: never).
+ * Spares taken back go into the pool first, where they wait the purge
+ * delay as any slab given back does. */
 static uint64_t purge_pass(uint64_t now)
 {
     uint64_t delay = _hak_purge_delay_ms();
-    uint64_t a = _hak_pool_purge(now, delay);
-    uint64_t b = _hak_large_cache_purge(now, delay);
-    return a < b ? a : b;
+    uint64_t spares = _hak_heap_sweep_spares(now, delay > SPARE_IDLE_MS ? delay : SPARE_IDLE_MS);
+    uint64_t pool = _hak_pool_purge(now, delay);
+    return min_u64(spares, min_u64(pool, _hak_large_cache_purge(now, delay)));
 }
 
 static void *purge_main(void *arg)
@@ -219,6 +226,19 @@ void _hak_purge_after_free(void)
         pthread_mutex_lock(&purge_lock);
         pthread_cond_signal(&purge_wake);
         pthread_mutex_unlock(&purge_lock);
+    }
+}
+
+/* A heap parked a spare slab: the purge thread, which takes back the
+ * spares of idle heaps, must be running (it then looks at them at least
+ * once a second). Not under eager, which has no purge thread. */
+void _hak_purge_watch_spares(void)
+{
+    if (_hak_opt.free_policy == HAK_POLICY_EAGER) return;
+    if (atomic_load_explicit(&purge_state, memory_order_relaxed) == 0) {
+        int saved = errno;
+        purge_start();
+        errno = saved;
     }
 }
 

@@ -16,12 +16,16 @@
  * once per purge delay, and in malloc_trim; the pool does it for abandoned
  * slabs (superslab.c).
  *
- * Spare slabs. A slab that empties goes onto its heap's spare list, up to
- * HAK_HEAP_SPARE of them, and only beyond that back to the pool. Any class
- * of the heap takes a spare before asking the pool, so memory moves between
- * the heap's classes without the pool's lock, and warm pages are used again
- * before fresh ones. A spare is in the pool's state (no owner, block size 0),
- * so a stray free into it is refused as in a pool slab.
+ * Spare slabs. A slab that empties goes into one of its heap's
+ * HAK_HEAP_SPARE spare slots, and only when all are taken back to the pool.
+ * Any class of the heap takes a spare before asking the pool, so memory
+ * moves between the heap's classes without the pool's lock, and warm pages
+ * are used again before fresh ones. A spare is in the pool's state (no
+ * owner, block size 0), so a stray free into it is refused as in a pool
+ * slab. A thread that goes idle would keep its spares for ever, so the purge
+ * thread takes back those of a heap that parked none for a while
+ * (_hak_heap_sweep_spares); a slot changes hands only by an atomic exchange,
+ * so each spare goes to exactly one of the two.
  *
  * The foreign cache. A block a thread frees from another heap's slab is not
  * sent back at once: it goes onto the freeing heap's foreign list of its
@@ -248,6 +252,24 @@ static void slab_leave_full(hak_heap *heap, hak_slab *s)
     _hak_slab_list_push(&heap->partial[s->cls], s);
 }
 
+/* ---- spare slabs --------------------------------------------------------- */
+
+/* Takes the spare in slot i, unless another thread took it first. */
+static hak_slab *spare_claim(hak_heap *heap, unsigned i)
+{
+    if (atomic_load_explicit(&heap->spare[i], memory_order_relaxed) == NULL) return NULL;
+    return atomic_exchange_explicit(&heap->spare[i], NULL, memory_order_acquire);
+}
+
+static hak_slab *heap_take_spare(hak_heap *heap)
+{
+    for (unsigned i = 0; i < HAK_HEAP_SPARE; i++) {
+        hak_slab *s = spare_claim(heap, i);
+        if (s) return s;
+    }
+    return NULL;
+}
+
 /* ---- the heap's refill ------------------------------------------------- */
 
 /* Before a heap takes another slab, and at most once per purge delay (and
@@ -298,10 +320,8 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
         }
         hak_heap_set_active(heap, cls, &_hak_slab_empty);
         heap_purge_pages_if_due(heap);
-        s = heap->spare.first;
+        s = heap_take_spare(heap);
         if (s) {
-            _hak_slab_list_remove(&heap->spare, s);
-            heap->spare_count--;
             _hak_slab_init(s, heap, cls);
         } else {
             s = _hak_pool_take_slab(heap, cls);
@@ -311,16 +331,20 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
     }
 }
 
-/* An empty slab leaves its class: onto the spare list, or back to the pool
- * when the heap has enough spares. */
+/* An empty slab leaves its class: into a free spare slot, or back to the
+ * pool when the heap has enough spares. Only the owner fills a slot, so one
+ * it sees empty stays empty until it fills it. */
 static void heap_release_slab(hak_heap *heap, hak_slab *s)
 {
     _hak_slab_list_remove(&heap->partial[s->cls], s);
-    if (heap->spare_count < HAK_HEAP_SPARE) {
-        _hak_slab_retire(s);
-        _hak_slab_list_push(&heap->spare, s);
-        heap->spare_count++;
-        return;
+    for (unsigned i = 0; i < HAK_HEAP_SPARE; i++) {
+        if (atomic_load_explicit(&heap->spare[i], memory_order_relaxed) == NULL) {
+            _hak_slab_retire(s);
+            atomic_store_explicit(&heap->spare_parks, heap->spare_parks + 1, memory_order_relaxed);
+            atomic_store_explicit(&heap->spare[i], s, memory_order_release);
+            _hak_purge_watch_spares();
+            return;
+        }
     }
     int saved = errno;
     _hak_pool_return_slab(s);
@@ -334,15 +358,15 @@ void _hak_slab_free_slow(hak_heap *heap, hak_slab *s)
     if (s->used == 0 && heap->active[s->cls] != s) heap_release_slab(heap, s);
 }
 
-/* The heap's spare slabs go back to the pool (thread exit, malloc_trim).
- * Returns their bytes. */
+/* The heap's spare slabs go back to the pool: thread exit and malloc_trim,
+ * from the owner; the purge thread for a heap gone idle. Returns their
+ * bytes. */
 size_t _hak_heap_return_spares(hak_heap *heap)
 {
     size_t bytes = 0;
-    while (heap->spare.first) {
-        hak_slab *s = heap->spare.first;
-        _hak_slab_list_remove(&heap->spare, s);
-        heap->spare_count--;
+    for (unsigned i = 0; i < HAK_HEAP_SPARE; i++) {
+        hak_slab *s = spare_claim(heap, i);
+        if (s == NULL) continue;
         bytes += hak_unit_bytes(s->unit);
         _hak_pool_return_slab(s);
     }

@@ -1,6 +1,6 @@
 /* unit_internals.c: unit tests of hakmem's internal pieces: size classes,
  * the owned-range map, pointer-to-owner lookup, slab alignment, spare slabs
- * moving between classes, the foreign cache, and the OS layer's failure
+ * moving between classes and taken back from an idle thread, the foreign cache, and the OS layer's failure
  * path, pages given back from slabs in use. Linked with the static library;
  * sees src/. */
 #include <assert.h>
@@ -126,41 +126,143 @@ static hak_slab *slab_of(void *p)
     return hak_slab_of((hak_superslab *)hak_pagemap_get(p), p);
 }
 
+/* The spare slabs of heap, copied into out (NULL for an empty slot);
+ * returns how many there are. */
+static unsigned spares_of(hak_heap *heap, hak_slab *out[HAK_HEAP_SPARE])
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < HAK_HEAP_SPARE; i++) {
+        out[i] = atomic_load(&heap->spare[i]);
+        n += out[i] != NULL;
+    }
+    return n;
+}
+
+static unsigned spare_count(hak_heap *heap)
+{
+    hak_slab *s[HAK_HEAP_SPARE];
+    return spares_of(heap, s);
+}
+
+/* Frees blocks of 32 KiB, 24 of them (3 or 4 per 128 KiB slab, so 6 slabs
+ * or more), after checking they were 32 KiB blocks; into slabs, their slabs. */
+enum { BIG_N = 24, BIG_SIZE = 32768 };
+
+static void alloc_big(void *big[BIG_N], hak_slab *slabs[BIG_N])
+{
+    for (int i = 0; i < BIG_N; i++) {
+        big[i] = hak_malloc(BIG_SIZE);
+        CHECK(big[i] != NULL, "malloc(%d)", BIG_SIZE);
+        slabs[i] = slab_of(big[i]);
+        CHECK(slabs[i]->block_size == BIG_SIZE, "block size %u", slabs[i]->block_size);
+    }
+}
+
 /* A slab that empties becomes a spare of its heap, and the next class that
  * needs a slab takes it: memory moves between classes without the pool. */
 static void test_spare_slabs(void)
 {
-    enum { N = 24 };   /* 32 KiB blocks: 3 or 4 per 128 KiB slab, so 6+ slabs */
-    void *big[N];
-    hak_slab *slabs[N];
-    for (int i = 0; i < N; i++) {
-        big[i] = hak_malloc(32768);
-        CHECK(big[i] != NULL, "malloc(32768)");
-        slabs[i] = slab_of(big[i]);
-        CHECK(slabs[i]->block_size == 32768, "block size %u", slabs[i]->block_size);
-    }
+    void *big[BIG_N];
+    hak_slab *slabs[BIG_N];
+    alloc_big(big, slabs);
     hak_heap *heap = _hak_tl_heap;
-    uint32_t spares_before = heap->spare_count;
-    for (int i = 0; i < N; i++) hak_free(big[i]);
-    CHECK(heap->spare_count == HAK_HEAP_SPARE, "spares after freeing %d slabs' worth: %u (had %u)",
-          N, heap->spare_count, spares_before);
-    for (hak_slab *s = heap->spare.first; s; s = s->next)
-        CHECK(s->block_size == 0 && atomic_load(&s->owner_a) == NULL, "spare not in the pool's state");
+    unsigned spares_before = spare_count(heap);
+    for (int i = 0; i < BIG_N; i++) hak_free(big[i]);
+    hak_slab *spare[HAK_HEAP_SPARE];
+    unsigned n = spares_of(heap, spare);
+    CHECK(n == HAK_HEAP_SPARE, "spares after freeing %d slabs' worth: %u (had %u)", BIG_N, n, spares_before);
+    for (unsigned i = 0; i < HAK_HEAP_SPARE; i++)
+        CHECK(spare[i]->block_size == 0 && atomic_load(&spare[i]->owner_a) == NULL, "spare not in the pool's state");
 
     /* a class with no slab yet takes a spare, one of the 32 KiB slabs */
     CHECK(heap->active[_hak_class_of(3000)] == &_hak_slab_empty, "class of 3000 bytes already has a slab");
     void *small = hak_malloc(3000);
     hak_slab *s = slab_of(small);
     bool was_big = false;
-    for (int i = 0; i < N; i++) was_big |= slabs[i] == s;
+    for (int i = 0; i < BIG_N; i++) was_big |= slabs[i] == s;
     CHECK(was_big, "3000-byte block %p not in a former 32 KiB slab", small);
-    CHECK(heap->spare_count == HAK_HEAP_SPARE - 1, "spares after reuse: %u", heap->spare_count);
+    CHECK(spare_count(heap) == HAK_HEAP_SPARE - 1, "spares after reuse: %u", spare_count(heap));
     CHECK(s->block_size == _hak_class_size[_hak_class_of(3000)], "reused slab's block size %u", s->block_size);
     hak_free(small);
 
     /* malloc_trim gives the spares back to the pool */
     hak_trim();
-    CHECK(heap->spare_count == 0 && heap->spare.first == NULL, "spares after trim: %u", heap->spare_count);
+    CHECK(spare_count(heap) == 0, "spares after trim: %u", spare_count(heap));
+}
+
+/* A thread that goes idle keeps no empty slab: the purge thread takes its
+ * spares back once it has parked none for a second, and the pool gives
+ * their pages to the OS after the purge delay. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    hak_heap *heap;   /* the idle thread's, once its spares are parked */
+    bool done;
+} idle = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false };
+
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    void *big[BIG_N];
+    hak_slab *slabs[BIG_N];
+    alloc_big(big, slabs);
+    for (int i = 0; i < BIG_N; i++) memset(big[i], 0x5a, BIG_SIZE);
+    for (int i = 0; i < BIG_N; i++) hak_free(big[i]);
+    pthread_mutex_lock(&idle.lock);
+    idle.heap = _hak_tl_heap;
+    pthread_cond_broadcast(&idle.cond);
+    while (!idle.done) pthread_cond_wait(&idle.cond, &idle.lock);
+    pthread_mutex_unlock(&idle.lock);
+    return NULL;
+}
+
+/* Whether none of the pages of s is resident. */
+static bool slab_pages_gone(hak_slab *s)
+{
+    unsigned char vec[HAK_UNIT_PAGES];
+    size_t pages = hak_unit_bytes(s->unit) / HAK_PAGE;
+    CHECK(mincore(hak_slab_start(s), pages * HAK_PAGE, vec) == 0, "mincore");
+    for (size_t i = 0; i < pages; i++)
+        if (vec[i] & 1) return false;
+    return true;
+}
+
+static void test_idle_spares(void)
+{
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, idle_thread, NULL) == 0, "pthread_create");
+    pthread_mutex_lock(&idle.lock);
+    while (idle.heap == NULL) pthread_cond_wait(&idle.cond, &idle.lock);
+    pthread_mutex_unlock(&idle.lock);
+    hak_slab *spare[HAK_HEAP_SPARE];
+    unsigned n = spares_of(idle.heap, spare);
+    CHECK(n == HAK_HEAP_SPARE, "idle thread parked %u spares", n);
+    for (unsigned i = 0; i < HAK_HEAP_SPARE; i++)
+        CHECK(!slab_pages_gone(spare[i]), "spare %u of the idle thread: no page resident", i);
+    /* the purge thread must take them within the second plus a pass;
+     * nothing here allocates meanwhile, so no one can take them over */
+    int waited_ms = 0;
+    while (spare_count(idle.heap) > 0 && waited_ms < 5000) {
+        usleep(10000);
+        waited_ms += 10;
+    }
+    CHECK(spare_count(idle.heap) == 0, "idle thread still has %u spares after %d ms",
+          spare_count(idle.heap), waited_ms);
+    bool gone = false;
+    for (int ms = 0; !gone && ms < 5000; ms += 10) {
+        gone = true;
+        for (unsigned i = 0; i < HAK_HEAP_SPARE; i++) gone &= slab_pages_gone(spare[i]);
+        if (!gone) usleep(10000);
+    }
+    for (unsigned i = 0; i < HAK_HEAP_SPARE; i++)
+        CHECK(spare[i]->block_size == 0 && slab_pages_gone(spare[i]),
+              "spare %u of the idle thread: block size %u, pages resident", i, spare[i]->block_size);
+    printf("unit_internals: idle thread's spares taken back after %d ms\n", waited_ms);
+    pthread_mutex_lock(&idle.lock);
+    idle.done = true;
+    pthread_cond_broadcast(&idle.cond);
+    pthread_mutex_unlock(&idle.lock);
+    pthread_join(t, NULL);
 }
 
 /* Blocks freed by a thread that does not own their slab go into its foreign
@@ -364,6 +466,7 @@ int main(void)
     test_pagemap();
     test_alignment();
     test_spare_slabs();
+    test_idle_spares();
     test_foreign_cache();
     test_purge_pages();
     test_purge_abandoned_pages();
