@@ -324,7 +324,7 @@ void  _hak_slab_list_remove(hak_slab_list *l, hak_slab *s);
 void  _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls);
 void  _hak_slab_retire(hak_slab *s);
 size_t _hak_heap_return_spares(hak_heap *heap);
-uint64_t _hak_heap_sweep_spares(uint64_t now, uint64_t delay_ms);
+uint64_t _hak_heap_sweep_spares(uint64_t now, uint64_t idle_ms);
 size_t _hak_slab_purge_pages(hak_slab *s);
 bool  _hak_slab_pages_worth(const hak_slab *s, bool all);
 #define HAK_PAGES_PASS_MIN_MS 100   /* pages inside slabs: at most this often */
