@@ -1,7 +1,8 @@
 /* unit_internals.c: unit tests of hakmem's internal pieces: size classes,
  * the owned-range map, pointer-to-owner lookup, slab alignment, spare slabs
- * moving between classes and taken back from an idle thread, the foreign cache, and the OS layer's failure
- * path, pages given back from slabs in use. Linked with the static library;
+ * moving between classes and taken back from an idle thread, the foreign
+ * cache, and the OS layer's failure path, pages given back from slabs in
+ * use. Linked with the static library;
  * sees src/. */
 #include <assert.h>
 #include <errno.h>
@@ -144,8 +145,8 @@ static unsigned spare_count(hak_heap *heap)
     return spares_of(heap, s);
 }
 
-/* Frees blocks of 32 KiB, 24 of them (3 or 4 per 128 KiB slab, so 6 slabs
- * or more), after checking they were 32 KiB blocks; into slabs, their slabs. */
+/* Allocates BIG_N blocks of 32 KiB (3 or 4 per 128 KiB slab, so 6 slabs or
+ * more), checking each is a 32 KiB block; slabs gets their slabs. */
 enum { BIG_N = 24, BIG_SIZE = 32768 };
 
 static void alloc_big(void *big[BIG_N], hak_slab *slabs[BIG_N])
