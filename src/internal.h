@@ -128,7 +128,7 @@ typedef struct hak_slab {
     uint16_t purged_blocks;              /* those blocks */
     uint16_t looked_free;                /* free blocks it had when its pages were last
                                             looked at */
-    struct hak_slab *next, *prev;        /* heap's partial/full/spare list, or abandoned list */
+    struct hak_slab *next, *prev;        /* heap's partial/full list, or abandoned list */
 
     /* Read by every thread that frees into the slab; written only when the
      * slab changes owner or class, so other threads' frees never take this

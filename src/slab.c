@@ -1,8 +1,8 @@
 /* slab.c: the slab-level slow paths of a heap.
  *
  * Owns: carving fresh blocks out of a slab (bump allocation, a page's worth
- * at a time), collecting blocks other threads freed, the partial, full and
- * spare lists of each heap, the foreign cache's flushes, the remote-free
+ * at a time), collecting blocks other threads freed, the partial and full
+ * lists and spare slots of each heap, the foreign cache's flushes, the remote-free
  * protocol, the hand-off of blocks freed by other threads into a full slab
  * (the heap's delayed list), and giving back the pages that are wholly free
  * inside slabs still in use.
@@ -93,7 +93,7 @@ void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls)
 }
 
 /* An empty slab leaves service: no owner, no class, no blocks, the state of
- * a slab in the pool or on a heap's spare list, where a stray free into it
+ * a slab in the pool or in a heap's spare slot, where a stray free into it
  * is refused. */
 void _hak_slab_retire(hak_slab *s)
 {
