@@ -11,9 +11,9 @@
  * for the next thread. This is what lets another thread hand a block to a
  * heap without fearing that the heap is gone.
  *
- * Locks, always taken in this order: heap_lock (free heaps, metadata), the
- * pool's lock, the large-block cache's lock. fork holds all three, so the
- * child starts with them free and consistent.
+ * Locks, always taken in this order: purge.c's pass lock, heap_lock (free
+ * heaps, metadata), the pool's lock, the large-block cache's lock. fork
+ * holds all four (see "fork" below).
  */
 #include <pthread.h>
 #include <sys/random.h>
@@ -29,6 +29,7 @@ static hak_heap heap_empty = {
 HAK_TLS hak_heap *_hak_tl_heap = &heap_empty;
 
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic long heap_count;       /* heaps owned by threads (see _hak_heap_count) */
 static hak_heap *free_heaps;          /* heaps no thread owns (heap_lock) */
 static hak_heap *all_heaps;           /* every heap made (heap_lock; never shrinks) */
 static char *meta_cur, *meta_end;     /* metadata bump area (heap_lock) */
@@ -66,18 +67,58 @@ static void process_init(void)
     pthread_key_create(&thread_key, thread_done);
 }
 
+/* ---- fork ------------------------------------------------------------------
+ *
+ * In a process with more than one thread, fork holds every hakmem lock, so
+ * the child starts with them free and with consistent lists. They are taken
+ * in glibc's order: after the stdio list lock (glibc's fork takes it after
+ * the fork handlers ran, so these handlers take it first, and glibc's own
+ * take of it, a recursive lock, then nests), because a thread holding a FILE
+ * lock may be waiting in realloc for a hakmem lock while another holds the
+ * list lock and waits for that FILE (fflush(NULL), exit). Then the pass
+ * lock, so no purge pass has slabs in its hands, then heap_lock, the pool's
+ * and the large cache's. While the forking thread holds them, its own
+ * allocations (in other fork handlers, or in a signal handler) take none of
+ * them again (hak_lock).
+ *
+ * A single-threaded process holds nothing across fork, as glibc does, so
+ * that a signal handler may fork even while the thread is inside fork or
+ * inside hakmem (glibc's promise of an async-signal-safe fork there); a fork
+ * inside fork takes nothing either. The child re-initialises the locks in
+ * every case.
+ */
+extern char __libc_single_threaded __attribute__((weak));
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+
+HAK_TLS bool _hak_tl_forking;
+static HAK_TLS int fork_depth;        /* forks this thread is inside of */
+
+static bool single_threaded(void)
+{
+    return &__libc_single_threaded != NULL && __libc_single_threaded;
+}
+
 static void fork_prepare(void)
 {
-    pthread_mutex_lock(&heap_lock);
+    if (fork_depth++ > 0 || single_threaded()) return;
+    if (_IO_list_lock) _IO_list_lock();
+    _hak_purge_pass_lock();
+    hak_lock(&heap_lock);
     _hak_pool_lock();
     _hak_large_lock();
+    _hak_tl_forking = true;
 }
 
 static void fork_parent(void)
 {
+    if (--fork_depth > 0 || !_hak_tl_forking) return;
+    _hak_tl_forking = false;
     _hak_large_unlock();
     _hak_pool_unlock();
-    pthread_mutex_unlock(&heap_lock);
+    hak_unlock(&heap_lock);
+    _hak_purge_pass_unlock();
+    if (_IO_list_unlock) _IO_list_unlock();   /* glibc's child resets it itself */
 }
 
 /* The child has one thread, the one that forked; its heap is intact. The
@@ -85,17 +126,29 @@ static void fork_parent(void)
  * blocks can still be freed, through the remote path. */
 static void fork_child(void)
 {
+    if (--fork_depth > 0) return;
+    _hak_tl_forking = false;
     _hak_large_after_fork_child();
     _hak_pool_after_fork_child();
     pthread_mutex_init(&heap_lock, NULL);
+    atomic_store(&heap_count, _hak_tl_heap->is_empty_heap ? 0 : 1);
     _hak_purge_after_fork_child();
 }
 
-/* pthread_atfork may allocate, so it is called here, once malloc works. */
+/* Once per process, from the library constructor or the first allocation,
+ * whichever comes first (a program may fork before constructors run).
+ * pthread_atfork may allocate: callers have a working malloc. */
+static void register_fork_handlers(void)
+{
+    static _Atomic bool done;
+    if (atomic_load_explicit(&done, memory_order_acquire) || atomic_exchange(&done, true)) return;
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 __attribute__((constructor)) static void hak_library_init(void)
 {
     pthread_once(&process_once, process_init);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    register_fork_handlers();
     _hak_crash_report_install();
 }
 
@@ -126,15 +179,17 @@ static hak_heap *heap_new_locked(void)
 hak_heap *_hak_heap_init_thread(void)
 {
     pthread_once(&process_once, process_init);
-    pthread_mutex_lock(&heap_lock);
+    hak_lock(&heap_lock);
     hak_heap *h = free_heaps;
     if (h) free_heaps = h->next_free;
     else h = heap_new_locked();
-    pthread_mutex_unlock(&heap_lock);
+    hak_unlock(&heap_lock);
     if (h == NULL) return NULL;
     h->next_free = NULL;
+    atomic_fetch_add(&heap_count, 1);
     _hak_tl_heap = h;
     pthread_setspecific(thread_key, h);   /* may allocate: the heap is ready */
+    register_fork_handlers();
     _hak_heap_drain_delayed(h);
     return h;
 }
@@ -174,10 +229,19 @@ static void thread_done(void *arg)
     if (heap == NULL || heap == &heap_empty) return;
     heap_abandon(heap);
     _hak_tl_heap = &heap_empty;
-    pthread_mutex_lock(&heap_lock);
+    hak_lock(&heap_lock);
     heap->next_free = free_heaps;
     free_heaps = heap;
-    pthread_mutex_unlock(&heap_lock);
+    hak_unlock(&heap_lock);
+    if (atomic_fetch_sub(&heap_count, 1) == 1) _hak_purge_threads_gone();
+}
+
+/* Program threads that called into hakmem and have not ended: the process
+ * is multi-threaded for hakmem once this reaches 2 (purge.c), and when it
+ * falls to 0 the purge thread must end. */
+long _hak_heap_count(void)
+{
+    return atomic_load_explicit(&heap_count, memory_order_relaxed);
 }
 
 hak_heap *_hak_heap_first_of_all(void)
@@ -244,7 +308,7 @@ size_t _hak_heap_trim_thread(hak_heap *heap)
 void _hak_heap_sweep_unowned(void)
 {
     hak_block *todo = NULL;
-    pthread_mutex_lock(&heap_lock);
+    hak_lock(&heap_lock);
     for (hak_heap *h = free_heaps; h; h = h->next_free) {
         if (atomic_load_explicit(&h->delayed_a, memory_order_relaxed) == NULL) continue;
         hak_block *b = atomic_exchange_explicit(&h->delayed_a, NULL, memory_order_acquire);
@@ -255,7 +319,7 @@ void _hak_heap_sweep_unowned(void)
             b = next;
         }
     }
-    pthread_mutex_unlock(&heap_lock);
+    hak_unlock(&heap_lock);
     while (todo) {
         hak_block *next = todo->next;
         hak_slab *s = hak_slab_of((hak_superslab *)hak_pagemap_get(todo), todo);

@@ -8,6 +8,7 @@
 #ifndef HAKMEM_INTERNAL_H
 #define HAKMEM_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -56,6 +57,20 @@
 #else
 #define hak_assert(c) ((void)0)
 #endif
+
+/* hakmem's locks (heap.c's heap_lock, the pool's, the large-block cache's,
+ * purge.c's pass lock) are taken through these. While a thread forks it
+ * holds all of them (heap.c), and what it allocates meanwhile (in other
+ * fork handlers, or in a signal handler) takes none of them again. */
+extern HAK_TLS bool _hak_tl_forking;
+static inline void hak_lock(pthread_mutex_t *m)
+{
+    if (!_hak_tl_forking) pthread_mutex_lock(m);
+}
+static inline void hak_unlock(pthread_mutex_t *m)
+{
+    if (!_hak_tl_forking) pthread_mutex_unlock(m);
+}
 
 /* ------------------------------------------------------------------------
  * Geometry
@@ -335,6 +350,8 @@ extern hak_slab _hak_slab_empty;
 extern HAK_TLS hak_heap *_hak_tl_heap;
 hak_heap *_hak_heap_first_of_all(void);
 hak_heap *_hak_heap_init_thread(void);     /* NULL if out of memory */
+long  _hak_heap_count(void);               /* heaps owned by threads: program threads
+                                              that called into hakmem and have not ended */
 void  _hak_heap_sweep_unowned(void);
 size_t _hak_heap_trim_thread(hak_heap *heap);
 
@@ -361,6 +378,10 @@ uint64_t _hak_purge_delay_ms(void);
 void  _hak_purge_note_reuse(uint64_t idle_ms);
 void  _hak_purge_after_free(void);
 void  _hak_purge_watch_spares(void);
+void  _hak_purge_note_mapped(void);
+void  _hak_purge_threads_gone(void);
+void  _hak_purge_pass_lock(void);
+void  _hak_purge_pass_unlock(void);
 void  _hak_purge_after_fork_child(void);
 int   _hak_trim(void);
 
@@ -381,6 +402,7 @@ extern bool _hak_stats_on;
 void _hak_stats_count_alloc(hak_heap *heap, unsigned cls);
 void _hak_stats_count_free(hak_heap *heap, unsigned cls);
 void _hak_stats_large(long long blocks, long long bytes);
+size_t _hak_stats_large_bytes(void);   /* bytes mapped for live large blocks */
 void _hak_stats_purged(size_t bytes);
 void _hak_stats_init(void);
 void _hak_crash_report_install(void);
@@ -405,6 +427,7 @@ typedef struct hak_options {   /* see the table in options.c */
     long stats;
     long verbose;
     long crash_report;
+    long purge_thread;
 } hak_options;
 extern hak_options _hak_opt;
 void _hak_options_init(void);

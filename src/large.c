@@ -35,8 +35,8 @@ static cache_entry cache[CACHE_SLOTS];   /* cache[0..cache_n) (large_lock) */
 static unsigned cache_n;
 static size_t cache_bytes;
 
-void _hak_large_lock(void) { pthread_mutex_lock(&large_lock); }
-void _hak_large_unlock(void) { pthread_mutex_unlock(&large_lock); }
+void _hak_large_lock(void) { hak_lock(&large_lock); }
+void _hak_large_unlock(void) { hak_unlock(&large_lock); }
 void _hak_large_after_fork_child(void) { pthread_mutex_init(&large_lock, NULL); }
 
 static size_t map_align(size_t offset)
@@ -187,6 +187,7 @@ void *_hak_large_alloc(size_t size, size_t align, bool zero)
     hak_dbg_count(1);
     hak_dbg_large(NULL, 0, (char *)h + offset, h->usable);
     _hak_stats_large(1, (long long)h->map_size);
+    _hak_purge_note_mapped();
     return (char *)h + offset;
 }
 
@@ -233,6 +234,7 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
         set_usable(h, size);
         hak_dbg_large(p, old_usable, p, h->usable);
         _hak_stats_large(0, (long long)(new_map - old_map));
+        _hak_purge_note_mapped();
         return p;
     }
     char *dest = _hak_os_map_aligned(new_map, map_align(h->offset));
@@ -257,5 +259,6 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
     set_usable(nh, size);
     hak_dbg_large(p, old_usable, (char *)nh + nh->offset, nh->usable);
     _hak_stats_large(0, (long long)(new_map - old_map));
+    _hak_purge_note_mapped();
     return (char *)nh + nh->offset;
 }

@@ -46,6 +46,8 @@ static const option_desc options[] = {
       "print the options in force at start-up" },
     { "CRASH_REPORT", &_hak_opt.crash_report, 1, 0, 1, NULL,
       "on SIGSEGV, SIGBUS or SIGABRT, report what hakmem knows of the fault address" },
+    { "PURGE_THREAD", &_hak_opt.purge_thread, 1, 0, 1, NULL,
+      "1: once a second thread uses hakmem, purge passes run on a thread of their own; 0: never start one (passes run inside frees)" },
     { "FREE_ROUTE_TRACE", &_hak_opt.free_route_trace, 0, 0, 1, NULL,
       "debug builds: print where each free is routed" },
 };

@@ -59,6 +59,12 @@ void _hak_stats_large(long long blocks, long long bytes)
     if (blocks > 0) atomic_fetch_add_explicit(&large_allocs, 1, memory_order_relaxed);
 }
 
+size_t _hak_stats_large_bytes(void)
+{
+    int64_t b = atomic_load_explicit(&large_bytes, memory_order_relaxed);
+    return b > 0 ? (size_t)b : 0;
+}
+
 void _hak_stats_purged(size_t bytes)
 {
     atomic_fetch_add_explicit(&purged_bytes, bytes, memory_order_relaxed);

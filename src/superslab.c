@@ -44,8 +44,8 @@ static long ss_mapped;                /* SuperSlabs mapped now */
 /* A heap is "busy" for huge pages once it has this many SuperSlabs. */
 #define THP_BUSY_SUPERSLABS 64
 
-void _hak_pool_lock(void) { pthread_mutex_lock(&pool_lock); }
-void _hak_pool_unlock(void) { pthread_mutex_unlock(&pool_lock); }
+void _hak_pool_lock(void) { hak_lock(&pool_lock); }
+void _hak_pool_unlock(void) { hak_unlock(&pool_lock); }
 void _hak_pool_after_fork_child(void) { pthread_mutex_init(&pool_lock, NULL); }
 
 /* ---- SuperSlab lists ------------------------------------------------- */
@@ -82,6 +82,7 @@ static hak_superslab *ss_map(void)
      * pays 2 MiB of resident memory for a few blocks */
     ss->huge = _hak_opt.thp == HAK_THP_ALWAYS || (_hak_opt.thp == HAK_THP_AUTO && mapped > THP_BUSY_SUPERSLABS);
     _hak_os_huge_pages(ss, HAK_SS_SIZE, ss->huge);
+    _hak_purge_note_mapped();
     return ss;
 }
 
