@@ -15,6 +15,7 @@
  * heaps, metadata), the pool's lock, the large-block cache's lock. fork
  * holds all four (see "fork" below).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <sys/random.h>
 
@@ -30,6 +31,7 @@ HAK_TLS hak_heap *_hak_tl_heap = &heap_empty;
 
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic long heap_count;       /* heaps owned by threads (see _hak_heap_count) */
+static _Atomic long late_count;       /* late heaps owned (see _hak_heap_reap_late) */
 static hak_heap *free_heaps;          /* heaps no thread owns (heap_lock) */
 static hak_heap *all_heaps;           /* every heap made (heap_lock; never shrinks) */
 static char *meta_cur, *meta_end;     /* metadata bump area (heap_lock) */
@@ -121,9 +123,35 @@ static void fork_parent(void)
     if (_IO_list_unlock) _IO_list_unlock();   /* glibc's child resets it itself */
 }
 
+static void heap_reset(hak_heap *h);
+static void alive_init(hak_heap *h);
+
 /* The child has one thread, the one that forked; its heap is intact. The
- * heaps of the parent's other threads stay owned by no one that runs: their
- * blocks can still be freed, through the remote path. */
+ * heaps of the parent's other threads have no thread here: their slabs are
+ * abandoned (superslab.c), their spares given back, their cached and
+ * delayed blocks sent to their slabs, and the heaps themselves wait on the
+ * free-heap list for the child's threads. */
+static void adopt_heaps_of_other_threads(void)
+{
+    hak_heap *me = _hak_tl_heap;
+    for (hak_heap *h = all_heaps; h; h = h->next_all)
+        if (h->owned && h != me) _hak_heap_return_spares(h);
+    _hak_pool_orphan_slabs(me);
+    for (hak_heap *h = all_heaps; h; h = h->next_all) {
+        if (!h->owned || h == me) continue;
+        if (h->late) {   /* its owner is not here to unlock it */
+            alive_init(h);
+            h->late = false;
+            atomic_fetch_sub(&late_count, 1);
+        }
+        _hak_heap_flush_all_foreign(h);
+        _hak_heap_drain_delayed(h);
+        heap_reset(h);
+        h->next_free = free_heaps;
+        free_heaps = h;
+    }
+}
+
 static void fork_child(void)
 {
     if (--fork_depth > 0) return;
@@ -131,6 +159,7 @@ static void fork_child(void)
     _hak_large_after_fork_child();
     _hak_pool_after_fork_child();
     pthread_mutex_init(&heap_lock, NULL);
+    adopt_heaps_of_other_threads();
     atomic_store(&heap_count, _hak_tl_heap->is_empty_heap ? 0 : 1);
     _hak_purge_after_fork_child();
 }
@@ -165,6 +194,7 @@ static hak_heap *heap_new_locked(void)
     }
     hak_heap *h = (hak_heap *)meta_cur;
     meta_cur += need;
+    alive_init(h);
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
         h->active[c] = &_hak_slab_empty;
         h->cur[c] = &_hak_slab_empty.fl;
@@ -176,22 +206,68 @@ static hak_heap *heap_new_locked(void)
     return h;
 }
 
+/* Set once the thread's exit handler has run: a heap it takes after that
+ * (a pthread key destructor of a later round allocating) gets no second
+ * call of the handler. */
+static HAK_TLS bool tl_exited;
+
 hak_heap *_hak_heap_init_thread(void)
 {
     pthread_once(&process_once, process_init);
     hak_lock(&heap_lock);
     hak_heap *h = free_heaps;
     if (h) free_heaps = h->next_free;
-    else h = heap_new_locked();
     hak_unlock(&heap_lock);
+    if (h == NULL) {
+        _hak_heap_reap_late();   /* a late heap whose thread is gone, first */
+        hak_lock(&heap_lock);
+        h = free_heaps;
+        if (h) free_heaps = h->next_free;
+        else h = heap_new_locked();
+        hak_unlock(&heap_lock);
+    }
     if (h == NULL) return NULL;
     h->next_free = NULL;
+    h->owned = true;
     atomic_fetch_add(&heap_count, 1);
     _hak_tl_heap = h;
-    pthread_setspecific(thread_key, h);   /* may allocate: the heap is ready */
+    /* may allocate: the heap is ready */
+    if (pthread_setspecific(thread_key, h) != 0 || tl_exited) {
+        /* no exit handler will give this heap back: the thread holds its
+         * robust mutex, which the kernel marks when the thread ends */
+        pthread_mutex_lock(&h->alive);
+        h->late = true;
+        atomic_fetch_add(&late_count, 1);
+    }
     register_fork_handlers();
     _hak_heap_drain_delayed(h);
     return h;
+}
+
+/* The robust mutex a late heap's owner holds (see _hak_heap_reap_late). */
+static void alive_init(hak_heap *h)
+{
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&h->alive, &ma);
+    pthread_mutexattr_destroy(&ma);
+}
+
+/* A heap with no slab, spare or cached block: every class on the empty
+ * slab, owned by no thread. */
+static void heap_reset(hak_heap *h)
+{
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        h->active[c] = &_hak_slab_empty;
+        h->cur[c] = &_hak_slab_empty.fl;
+        h->partial[c].first = NULL;
+        h->full[c].first = NULL;
+        h->foreign[c].free = NULL;
+        h->foreign[c].used = 0;
+        h->foreign_pushed[c] = 0;
+    }
+    h->owned = false;
 }
 
 /* The thread owning heap exits: empty slabs go back to the pool, the others
@@ -223,17 +299,62 @@ static void heap_abandon(hak_heap *heap)
     _hak_heap_return_spares(heap);
 }
 
-static void thread_done(void *arg)
+/* The heap goes onto the free-heap list, owned by no thread. */
+static void heap_release(hak_heap *heap)
 {
-    hak_heap *heap = arg;
-    if (heap == NULL || heap == &heap_empty) return;
-    heap_abandon(heap);
-    _hak_tl_heap = &heap_empty;
     hak_lock(&heap_lock);
+    heap->owned = false;
     heap->next_free = free_heaps;
     free_heaps = heap;
     hak_unlock(&heap_lock);
     if (atomic_fetch_sub(&heap_count, 1) == 1) _hak_purge_threads_gone();
+}
+
+static void thread_done(void *arg)
+{
+    hak_heap *heap = arg;
+    tl_exited = true;
+    if (heap == NULL || heap == &heap_empty) return;
+    heap_abandon(heap);
+    _hak_tl_heap = &heap_empty;
+    bool late = heap->late;
+    if (late) {
+        heap->late = false;
+        atomic_fetch_sub(&late_count, 1);
+    }
+    heap_release(heap);
+    if (late) pthread_mutex_unlock(&heap->alive);
+}
+
+/* Late heaps whose threads have ended (their robust mutex says so) are
+ * abandoned and released as their exit handler would have: a thread's last
+ * allocations are given back however late they come. Cheap when there is
+ * no late heap; from the purge passes, a thread's first allocation when no
+ * heap is free, and before a new SuperSlab is mapped. */
+void _hak_heap_reap_late(void)
+{
+    if (atomic_load_explicit(&late_count, memory_order_relaxed) == 0) return;
+    hak_heap *dead = NULL;
+    hak_lock(&heap_lock);
+    for (hak_heap *h = all_heaps; h; h = h->next_all) {
+        if (!h->late || !h->owned || h == _hak_tl_heap) continue;
+        int rc = pthread_mutex_trylock(&h->alive);
+        if (rc == 0) pthread_mutex_unlock(&h->alive);
+        if (rc != EOWNERDEAD) continue;   /* EBUSY: its thread runs */
+        pthread_mutex_consistent(&h->alive);
+        pthread_mutex_unlock(&h->alive);
+        h->late = false;
+        atomic_fetch_sub(&late_count, 1);
+        h->next_free = dead;
+        dead = h;
+    }
+    hak_unlock(&heap_lock);
+    while (dead) {
+        hak_heap *h = dead;
+        dead = h->next_free;
+        heap_abandon(h);
+        heap_release(h);
+    }
 }
 
 /* Program threads that called into hakmem and have not ended: the process
@@ -304,9 +425,11 @@ size_t _hak_heap_trim_thread(hak_heap *heap)
     return bytes;
 }
 
-/* Forward blocks that reached heaps of exited threads after they left. */
+/* Forward blocks that reached heaps of exited threads after they left
+ * (after reaping late heaps whose threads ended). */
 void _hak_heap_sweep_unowned(void)
 {
+    _hak_heap_reap_late();
     hak_block *todo = NULL;
     hak_lock(&heap_lock);
     for (hak_heap *h = free_heaps; h; h = h->next_free) {

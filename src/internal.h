@@ -165,6 +165,7 @@ typedef struct hak_superslab {
     uint32_t free_units;                 /* bitmap of units not in any slab (pool lock) */
     uint32_t dirty_units;                /* free units whose pages may be resident (pool lock) */
     struct hak_superslab *next, *prev;   /* pool's partial or empty list (pool lock) */
+    struct hak_superslab *all_next, *all_prev;   /* every SuperSlab mapped (pool lock) */
     uint64_t freed_ms[HAK_UNITS];        /* when each dirty unit was freed (pool lock) */
     bool huge;                           /* MADV_HUGEPAGE asked for (pool lock) */
     hak_slab slabs[HAK_UNITS];
@@ -231,11 +232,11 @@ typedef struct hak_heap {
     hak_slab_list partial[HAK_CLASSES];  /* owned slabs with room (active among them) */
     hak_slab_list full[HAK_CLASSES];     /* owned slabs with no room when last seen */
     _Atomic(hak_slab *) spare[HAK_HEAP_SPARE]; /* empty slabs kept for any class, in the
-                                            pool's state; the purge thread takes back
+                                            pool's state; a purge pass takes back
                                             those of an idle heap (slab.c) */
     _Atomic uint32_t spare_parks;        /* spares parked so far (owner) */
-    uint32_t sweep_parks;                /* spare_parks when the purge thread last saw a
-                                            change, at sweep_ms (purge thread only) */
+    uint32_t sweep_parks;                /* spare_parks when a purge pass last saw a
+                                            change, at sweep_ms (passes only: pass lock) */
     uint64_t sweep_ms;
     hak_freelist foreign[HAK_CLASSES];   /* blocks of other heaps' slabs this thread
                                             freed, for its own mallocs (plain links);
@@ -250,6 +251,11 @@ typedef struct hak_heap {
     uint64_t pages_pass_ms;              /* when free pages inside its slabs were last
                                             given back (slab.c) */
     bool is_empty_heap;                  /* the static heap of uninitialised threads */
+    bool owned;                          /* a thread owns it (not on the free-heap list) */
+    bool late;                           /* taken after its thread's exit handler ran, or
+                                            without one: `alive` tells when the thread is
+                                            gone (heap.c) */
+    pthread_mutex_t alive;               /* robust; held by the owner of a late heap */
     bool takes_foreign;                  /* free may push into the foreign cache at once:
                                             not the empty heap, not statistics mode */
     uint64_t st_allocs[HAK_CLASSES];     /* statistics mode: counted by the owner only */
@@ -325,6 +331,7 @@ void  _hak_pool_pages_purged(hak_superslab *ss);
 void  _hak_pool_lock(void);
 void  _hak_pool_unlock(void);
 void  _hak_pool_after_fork_child(void);
+void  _hak_pool_orphan_slabs(hak_heap *keep);
 
 /* slab.c: the slab-level slow paths of one heap. */
 void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls);
@@ -353,6 +360,7 @@ hak_heap *_hak_heap_init_thread(void);     /* NULL if out of memory */
 long  _hak_heap_count(void);               /* heaps owned by threads: program threads
                                               that called into hakmem and have not ended */
 void  _hak_heap_sweep_unowned(void);
+void  _hak_heap_reap_late(void);
 size_t _hak_heap_trim_thread(hak_heap *heap);
 
 /* alloc.c / free.c: the front end. override.c calls these hidden names, so

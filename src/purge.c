@@ -134,6 +134,7 @@ static uint64_t purge_pass(uint64_t now, uint64_t delay)
 {
     hak_lock(&pass_lock);
     in_pass = true;
+    _hak_heap_reap_late();
     uint64_t spares = _hak_heap_sweep_spares(now, delay > SPARE_IDLE_MS ? delay : SPARE_IDLE_MS);
     uint64_t pool = _hak_pool_purge(now, delay);
     uint64_t due = min_u64(spares, min_u64(pool, _hak_large_cache_purge(now, delay)));

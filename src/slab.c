@@ -359,7 +359,7 @@ void _hak_slab_free_slow(hak_heap *heap, hak_slab *s)
 }
 
 /* The heap's spare slabs go back to the pool: thread exit and malloc_trim,
- * from the owner; the purge thread for a heap gone idle. Returns their
+ * from the owner; a purge pass for a heap gone idle. Returns their
  * bytes. */
 size_t _hak_heap_return_spares(hak_heap *heap)
 {

@@ -33,11 +33,12 @@ static hak_superslab *ss_partial;
 static hak_superslab *ss_empty;
 static long ss_empty_count;
 static hak_slab_list abandoned[HAK_CLASSES];
+static hak_superslab *ss_all;         /* every SuperSlab mapped */
 static size_t dirty_bytes;            /* bytes of dirty free units (written under the
                                          lock, atomically: read without it) */
 static long ss_mapped;                /* SuperSlabs mapped now */
 
-/* While slabs of exited threads hold blocks, the purge thread looks at them
+/* While slabs of exited threads hold blocks, the purge passes look at them
  * this often: other threads' frees into them wake no one. */
 #define ABANDONED_SWEEP_MS 500
 
@@ -76,6 +77,11 @@ static hak_superslab *ss_map(void)
     }
     if (HAK_SS_GUARD) _hak_os_protect_none((char *)ss + HAK_SS_SIZE - HAK_SS_GUARD, HAK_SS_GUARD);
     ss->free_units = ALL_UNITS;   /* the rest of the header is zero from mmap */
+    _hak_pool_lock();
+    ss->all_next = ss_all;
+    if (ss_all) ss_all->all_prev = ss;
+    ss_all = ss;
+    _hak_pool_unlock();
     for (unsigned u = 0; u < HAK_UNITS; u++) ss->slabs[u].unit = (uint8_t)u;
     long mapped = __atomic_add_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
     /* auto: huge pages only once the heap is busy, so a small program never
@@ -88,6 +94,11 @@ static hak_superslab *ss_map(void)
 
 static void ss_unmap(hak_superslab *ss)
 {
+    _hak_pool_lock();
+    if (ss->all_prev) ss->all_prev->all_next = ss->all_next;
+    else ss_all = ss->all_next;
+    if (ss->all_next) ss->all_next->all_prev = ss->all_prev;
+    _hak_pool_unlock();
     __atomic_sub_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
     _hak_pagemap_clear(ss, HAK_SS_SIZE);
     _hak_os_unmap(ss, HAK_SS_SIZE);
@@ -422,6 +433,54 @@ size_t _hak_pool_dirty_bytes(void)
     return __atomic_load_n(&dirty_bytes, __ATOMIC_RELAXED);
 }
 
+/* The child of fork: every slab in use that neither keep owns nor holds as
+ * a spare belonged to a thread of the parent, which does not run here. Such
+ * a slab is abandoned as at that thread's exit (or given back if it is
+ * empty): heap.c has already taken back those threads' spares, and sends
+ * their cached and delayed blocks to the slabs' remote lists after this.
+ * Whatever those threads were doing at the moment of fork leaves at worst a
+ * slab whose `used` counts one block too many (a free half done), which
+ * then never empties. */
+void _hak_pool_orphan_slabs(hak_heap *keep)
+{
+    hak_superslab *dead = NULL;
+    _hak_pool_lock();
+    for (hak_superslab *ss = ss_all; ss; ss = ss->all_next) {
+        for (unsigned u = 0; u < HAK_UNITS; u++) {
+            if (ss->free_units >> u & 1) continue;
+            hak_slab *s = &ss->slabs[u];
+            hak_heap *owner = atomic_load_explicit(&s->owner_a, memory_order_relaxed);
+            if (owner == keep->owner_tag) continue;
+            if (owner == NULL) {
+                if (s->block_size != 0) continue;   /* abandoned already */
+                bool spare = false;
+                for (unsigned i = 0; i < HAK_HEAP_SPARE; i++)
+                    spare |= atomic_load_explicit(&keep->spare[i], memory_order_relaxed) == s;
+                if (spare) continue;
+                /* on its way to or from the pool when the parent forked */
+                s->used = 0;
+            } else {
+                uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
+                atomic_store_explicit(&s->remote_a, v & ~(uintptr_t)HAK_REMOTE_STATE_MASK, memory_order_relaxed);
+                _hak_slab_collect_remote(s);
+                s->in_full = 0;
+            }
+            if (s->used == 0) {
+                hak_superslab *gone = release_units_locked(s);
+                if (gone) {
+                    gone->next = dead;
+                    dead = gone;
+                }
+                continue;
+            }
+            atomic_store_explicit(&s->owner_a, NULL, memory_order_relaxed);
+            _hak_slab_list_push(&abandoned[s->cls], s);
+        }
+    }
+    _hak_pool_unlock();
+    unmap_list(dead);
+}
+
 /* A slab with blocks still out whose owner thread exits. */
 void _hak_pool_abandon_slab(hak_slab *s)
 {
@@ -429,5 +488,5 @@ void _hak_pool_abandon_slab(hak_slab *s)
     atomic_store_explicit(&s->owner_a, NULL, memory_order_release);
     _hak_slab_list_push(&abandoned[s->cls], s);
     _hak_pool_unlock();
-    _hak_purge_after_free();   /* the purge thread reclaims it once emptied */
+    _hak_purge_after_free();   /* a purge pass reclaims it once emptied */
 }
