@@ -4,7 +4,9 @@
  * glibc's internal names directly also lands in hakmem. C++ operator new and
  * delete reach hakmem through malloc and free.
  */
+#include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -37,7 +39,18 @@ HAK_OVERRIDE(__libc_memalign, ov_memalign);
 HAK_OVERRIDE(__libc_valloc, ov_valloc);
 HAK_OVERRIDE(__libc_pvalloc, ov_pvalloc);
 
-HAK_API void *reallocarray(void *p, size_t c, size_t n) { return _hak_reallocarray(p, c, n); }
+/* Built on realloc as glibc's is, and through the symbol, not hakmem's
+ * own: a program that replaces malloc, free, calloc and realloc gets its own
+ * realloc here too, with hakmem loaded as without it. */
+HAK_API void *reallocarray(void *p, size_t c, size_t n)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(c, n, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, bytes);
+}
 HAK_API int posix_memalign(void **out, size_t a, size_t n) { return _hak_posix_memalign(out, a, n); }
 HAK_API void *aligned_alloc(size_t a, size_t n) { return _hak_aligned_alloc(a, n); }
 HAK_API size_t malloc_usable_size(void *p) { return _hak_usable_size(p); }
