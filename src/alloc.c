@@ -5,8 +5,11 @@
  * the thread's heap; everything else (a thread's first call, an empty slab,
  * large sizes) is one unlikely branch into _hak_malloc_slow.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -182,15 +185,32 @@ size_t _hak_usable_size(const void *p)
     return 0;
 }
 
+/* Copies n bytes from src; false if they are not mapped. */
+static bool read_safely(void *dst, const void *src, size_t n)
+{
+    struct iovec local = { dst, n }, remote = { (void *)src, n };
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+/* Never faults: the SuperSlab or large mapping the map names may be
+ * unmapped by another thread after the map was read, so its header is
+ * read with process_vm_readv (a system call: hak_owns is for checks, not
+ * for hot paths). */
 int hak_owns(const void *p)
 {
     uintptr_t v = hak_pagemap_get(p);
-    if (v & HAK_MAP_LARGE) return _hak_large_valid((hak_large *)(v & ~HAK_MAP_LARGE), p);
     if (v == 0) return 0;
-    hak_slab *s = hak_slab_of((hak_superslab *)v, p);
-    if (s->block_size == 0 || (char *)p < hak_slab_start(s)) return 0;
-    size_t off = (size_t)((char *)p - hak_slab_start(s));
-    return off % s->block_size == 0 && off / s->block_size < s->capacity;
+    if (v & HAK_MAP_LARGE) {
+        hak_large h;
+        char *base = (char *)(v & ~HAK_MAP_LARGE);
+        return read_safely(&h, base, sizeof h) && h.offset != 0 && base + h.offset == (const char *)p;
+    }
+    hak_slab s;
+    if (!read_safely(&s, hak_slab_of((hak_superslab *)v, p), sizeof s)) return 0;
+    const char *start = (const char *)v + s.start_off;
+    if (s.block_size == 0 || (const char *)p < start) return 0;
+    size_t off = (size_t)((const char *)p - start);
+    return off % s.block_size == 0 && off / s.block_size < s.capacity;
 }
 
 int hak_trim(void)

@@ -174,11 +174,12 @@ static void register_fork_handlers(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-__attribute__((constructor)) static void hak_library_init(void)
+/* libhakmem's start (override.c): what the prefix library does only on its
+ * first hak_ call, and never the crash report. */
+void _hak_heap_process_start(void)
 {
     pthread_once(&process_once, process_init);
     register_fork_handlers();
-    _hak_crash_report_install();
 }
 
 /* ---- heaps ------------------------------------------------------------- */

@@ -9,6 +9,7 @@
 #define HAKMEM_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -217,6 +218,7 @@ typedef struct hak_large {
     size_t offset;                       /* user pointer - base; 0 while cached */
     size_t usable;                       /* bytes usable from the user pointer */
     size_t dirty_end;                    /* bytes from base the user may have written */
+    int thp;                             /* huge-page advice given: 1 yes, -1 no, 0 none */
 } hak_large;
 
 /* ------------------------------------------------------------------------
@@ -357,6 +359,7 @@ extern hak_slab _hak_slab_empty;
 extern HAK_TLS hak_heap *_hak_tl_heap;
 hak_heap *_hak_heap_first_of_all(void);
 hak_heap *_hak_heap_init_thread(void);     /* NULL if out of memory */
+void  _hak_heap_process_start(void);
 long  _hak_heap_count(void);               /* heaps owned by threads: program threads
                                               that called into hakmem and have not ended */
 void  _hak_heap_sweep_unowned(void);
@@ -388,6 +391,7 @@ void  _hak_purge_after_free(void);
 void  _hak_purge_watch_spares(void);
 void  _hak_purge_note_mapped(void);
 void  _hak_purge_threads_gone(void);
+void  _hak_purge_release_all(void);
 void  _hak_purge_pass_lock(void);
 void  _hak_purge_pass_unlock(void);
 void  _hak_purge_after_fork_child(void);
@@ -444,6 +448,7 @@ void _hak_options_init(void);
 size_t _hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 size_t _hak_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void _hak_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern volatile sig_atomic_t _hak_fatal_said;   /* a fatal error was reported */
 HAK_COLD void _hak_fatal_ptr(const char *what, const void *p) __attribute__((noreturn));
 HAK_COLD void _hak_fatal_block(const char *what, const void *p, size_t block_size) __attribute__((noreturn));
 HAK_COLD void _hak_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));

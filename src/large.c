@@ -155,6 +155,29 @@ size_t _hak_large_cache_bytes(void)
 
 /* ---- large blocks --------------------------------------------------------- */
 
+/* A new mapping; when the OS refuses, once more after everything free that
+ * hakmem holds went back. */
+static void *map_fresh(size_t size, size_t align)
+{
+    void *p = _hak_os_map_aligned(size, align);
+    if (p == NULL) {
+        _hak_purge_release_all();
+        p = _hak_os_map_aligned(size, align);
+    }
+    return p;
+}
+
+/* Huge-page advice for a large block of `size` bytes (HAKMEM_THP): always
+ * yes; never no; auto no below 2 MiB, where a huge page would cost up to
+ * 2 MiB for a block that touches a few pages (system mode `always`), and
+ * the system's default above. A fresh mapping gets it before its first
+ * byte is written (the header), a cached one when it changes. */
+static int thp_wanted(size_t size, int now)
+{
+    return _hak_opt.thp == HAK_THP_ALWAYS ? 1 : _hak_opt.thp == HAK_THP_NEVER ? -1
+         : size < HAK_SS_SIZE ? -1 : now;
+}
+
 /* zero: the caller needs the block zeroed (calloc); fresh mappings are. */
 void *_hak_large_alloc(size_t size, size_t align, bool zero)
 {
@@ -167,13 +190,20 @@ void *_hak_large_alloc(size_t size, size_t align, bool zero)
     size_t map = hak_align_up(offset + size, HAK_SS_SIZE);
     hak_large *h = map_align(offset) == HAK_SS_SIZE ? cache_take(map) : NULL;
     if (h) {
+        int thp = thp_wanted(size, h->thp);
+        if (thp != h->thp) {
+            _hak_os_huge_pages(h, h->map_size, thp > 0);
+            h->thp = thp;
+        }
         if (zero && h->dirty_end > offset) {
             size_t dirty = h->dirty_end - offset;
             memset((char *)h + offset, 0, dirty < size ? dirty : size);
         }
     } else {
-        h = _hak_os_map_aligned(map, map_align(offset));
+        h = map_fresh(map, map_align(offset));
         if (h == NULL) return NULL;
+        int thp = thp_wanted(size, 0);
+        if (thp) _hak_os_huge_pages(h, map, thp > 0);
         if (!_hak_pagemap_set(h, map, (uintptr_t)h | HAK_MAP_LARGE)) {
             _hak_os_unmap(h, map);
             errno = ENOMEM;
@@ -181,6 +211,7 @@ void *_hak_large_alloc(size_t size, size_t align, bool zero)
         }
         h->map_size = map;
         h->dirty_end = 0;
+        h->thp = thp;
     }
     h->offset = offset;
     set_usable(h, size);
@@ -237,7 +268,7 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
         _hak_purge_note_mapped();
         return p;
     }
-    char *dest = _hak_os_map_aligned(new_map, map_align(h->offset));
+    char *dest = map_fresh(new_map, map_align(h->offset));
     if (dest == NULL) return NULL;
     /* create the map's leaves for the new range before anything moves */
     if (!_hak_pagemap_set(dest, new_map, 0)) {

@@ -10,6 +10,14 @@
 
 #include "internal.h"
 
+/* When libhakmem is the process's malloc it sets itself up before main (the
+ * prefix library waits for its first call) and installs the crash report. */
+__attribute__((constructor)) static void hak_library_init(void)
+{
+    _hak_heap_process_start();
+    _hak_crash_report_install();
+}
+
 #define HAK_OVERRIDE(name, target) \
     extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
 

@@ -316,6 +316,26 @@ void _hak_purge_after_fork_child(void)
     if (atomic_load(&inline_due_ms) == 0) atomic_store(&inline_due_ms, _hak_now_ms());
 }
 
+/* A mapping failed: everything free that hakmem holds goes back (every
+ * heap's spares to the pool, empty SuperSlabs, retained ones too, and the
+ * cached large blocks are unmapped), for the caller's one retry. Not from
+ * inside a pass, which holds the pass lock. */
+void _hak_purge_release_all(void)
+{
+    if (in_pass) return;
+    int saved = errno;
+    hak_lock(&pass_lock);
+    in_pass = true;
+    _hak_heap_reap_late();
+    _hak_heap_sweep_spares(_hak_now_ms(), 0);
+    _hak_heap_sweep_unowned();
+    _hak_pool_trim();
+    _hak_large_cache_purge(0, 0);
+    in_pass = false;
+    hak_unlock(&pass_lock);
+    errno = saved;
+}
+
 /* malloc_trim(0): the calling thread's empty slabs, then everything free. */
 int _hak_trim(void)
 {

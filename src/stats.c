@@ -14,6 +14,7 @@
  * status and core dump are what they would have been.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -203,58 +204,70 @@ static void describe_address(const void *addr)
     hak_superslab *ss = (hak_superslab *)v;
     size_t unit = ((uintptr_t)addr & HAK_SS_MASK) >> HAK_UNIT_SHIFT;
     hak_slab *s = hak_slab_of(ss, addr);
-    if (s->block_size == 0 || (const char *)addr < hak_slab_start(s)) {
+    /* the slab may change class or retire meanwhile: each field read once */
+    uint32_t bs = __atomic_load_n(&s->block_size, __ATOMIC_RELAXED);
+    const char *start = (const char *)ss + __atomic_load_n(&s->start_off, __ATOMIC_RELAXED);
+    if (bs == 0 || (const char *)addr < start) {
         _hak_say("fault address %p is in SuperSlab %p, unit %zu, %s", addr, (void *)ss, unit,
                  (const char *)addr < (const char *)ss + HAK_SS_HEADER_SIZE ? "its header" : "not in use by any slab");
         return;
     }
-    size_t index = hak_block_index(s, addr);
-    const char *block = hak_slab_start(s) + index * s->block_size;
+    size_t index = (size_t)((const char *)addr - start) / bs;
+    const char *block = start + index * bs;
     const char *state = index >= s->capacity ? "past the slab's last block"
                       : index >= s->bump ? "never handed out"
                       : _hak_block_state(s, index);
     _hak_say("fault address %p is in SuperSlab %p, slab at unit %u, size class %u (%u bytes), block %p (+%zu): %s",
-             addr, (void *)ss, s->unit, s->cls, s->block_size, (const void *)block,
+             addr, (void *)ss, s->unit, s->cls, bs, (const void *)block,
              (size_t)((const char *)addr - block), state);
 }
 
 static void crash_handler(int sig, siginfo_t *si, void *uc)
 {
+    int saved = errno;   /* the interrupted code, or the next handler, sees its own */
     int slot = signal_slot(sig);
     const char *name = sig == SIGSEGV ? "SIGSEGV" : sig == SIGBUS ? "SIGBUS" : "SIGABRT";
-    if (sig == SIGABRT) _hak_say("crash report: %s", name);
-    else _hak_say("crash report: %s at address %p", name, si->si_addr);
-    if (sig != SIGABRT) describe_address(si->si_addr);
-    uint64_t mapped, retained;
-    _hak_pool_counts(&mapped, &retained);
-    _hak_say("crash report: %llu SuperSlabs mapped, %lld large blocks live, %llu KiB purged so far",
-             (unsigned long long)mapped, (long long)atomic_load(&large_live),
-             (unsigned long long)(atomic_load(&purged_bytes) / 1024));
+    if (!(sig == SIGABRT && _hak_fatal_said)) {   /* hakmem's own abort said it all */
+        if (sig == SIGABRT) _hak_say("crash report: %s", name);
+        else _hak_say("crash report: %s at address %p", name, si->si_addr);
+        if (sig != SIGABRT) describe_address(si->si_addr);
+        uint64_t mapped, retained;
+        _hak_pool_counts(&mapped, &retained);
+        _hak_say("crash report: %llu SuperSlabs mapped, %lld large blocks live, %llu KiB purged so far",
+                 (unsigned long long)mapped, (long long)atomic_load(&large_live),
+                 (unsigned long long)(atomic_load(&purged_bytes) / 1024));
+    }
 
     /* hand over: to the handler before ours, or to the default action */
     struct sigaction *prev = &previous[slot];
     if (prev->sa_flags & SA_SIGINFO) {
         sigaction(sig, prev, NULL);
+        errno = saved;
         prev->sa_sigaction(sig, si, uc);
         return;
     }
     if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
         sigaction(sig, prev, NULL);
+        errno = saved;
         prev->sa_handler(sig);
         return;
     }
     signal(sig, SIG_DFL);
     if (sig == SIGABRT || si->si_code <= 0) raise(sig);   /* sent, not a fault: send again */
     /* a fault: returning re-runs the instruction, which faults under SIG_DFL */
+    errno = saved;
 }
 
+/* Installed by libhakmem (override.c), never by the prefix library, which
+ * leaves the process's signals alone. SA_ONSTACK: on the thread's
+ * alternate stack if it has one, so a stack overflow is reported too. */
 void _hak_crash_report_install(void)
 {
     if (!_hak_opt.crash_report) return;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = crash_handler;
-    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < 3; i++) sigaction(crash_signals[i], &sa, &previous[i]);
 }

@@ -303,9 +303,20 @@ hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
         s = take_unit_locked();
         _hak_pool_unlock();
         unmap_list(dead);
+        bool retried = false;
         while (s == NULL) {
             hak_superslab *ss = ss_map();
-            if (ss == NULL) return NULL;
+            if (ss == NULL) {
+                /* out of address space or memory: give back what hakmem
+                 * holds free (a spare may come back to the pool), retry once */
+                if (retried) return NULL;
+                retried = true;
+                _hak_purge_release_all();
+                _hak_pool_lock();
+                s = take_unit_locked();
+                _hak_pool_unlock();
+                continue;
+            }
             _hak_pool_lock();
             ss_push(&ss_empty, ss);
             __atomic_add_fetch(&ss_empty_count, 1, __ATOMIC_RELAXED);

@@ -139,6 +139,26 @@ static void trace_child(void *argv0)
     _exit(127);
 }
 
+/* hakmem's own fatal error with its crash report installed (not reset as
+ * child_body does): still the one line, not the report of the abort after
+ * it (issue 13, item 6). */
+static void child_keeps_handlers(void *fn)
+{
+    alarm(20);
+    ((void (*)(void))fn)();
+}
+
+static void expect_one_line_with_report(void)
+{
+    t_child r = t_run_child(child_keeps_handlers, (void *)free_stack);
+    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "child was not aborted (status %#x), stderr: %s",
+          r.status, r.err);
+    CHECK(strstr(r.err, "invalid pointer") != NULL, "no message: %s", r.err);
+    CHECK(strchr(r.err, '\n') == r.err + strlen(r.err) - 1, "a fatal error with the crash report installed is "
+          "not one line: %s", r.err);
+    printf("fatal error with the crash report installed: one line\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "trace") == 0) {   /* the route-trace child */
@@ -148,6 +168,7 @@ int main(int argc, char **argv)
     }
     test_init("test_badfree");
     expect_abort("stack pointer", free_stack, "invalid pointer");
+    expect_one_line_with_report();
     expect_abort("static array", free_static, "invalid pointer");
     expect_abort("foreign mmap", free_mmap, "invalid pointer");
     expect_abort("large interior", free_large_interior, "invalid pointer");

@@ -8,6 +8,15 @@
  * calloc, posix_memalign and aligned_alloc fail cleanly too, realloc leaving
  * the block intact; after everything is freed, allocation works again.  In
  * the release build the child must print nothing.
+ *
+ * A second child (issue 13, item 3): memory the program freed is usable by
+ * allocations of another size under the same limit. Large blocks until
+ * failure, all freed (hakmem caches up to 64 MiB of them), then small ones
+ * until failure: they must get at least 70% of the bytes the large ones
+ * got; and the other way round. With a second thread, so that the purge
+ * passes do not run inside the frees. (When a mapping failed, hakmem used to
+ * return ENOMEM while holding cached large blocks, empty SuperSlabs and
+ * spare slabs.)
  */
 #define _GNU_SOURCE
 #include "testutil.h"
@@ -92,17 +101,12 @@ static void phase(size_t size, const char *what)
     printf("%s: %zu blocks of %zu bytes, then ENOMEM\n", what, n, size);
 }
 
+static void limit_address_space(void);
+
 static void child(void)
 {
     /* what the process uses now, plus some room */
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL, "open /proc/self/statm");
-    unsigned long pages = 0;
-    CHECK(fscanf(f, "%lu", &pages) == 1, "read /proc/self/statm");
-    fclose(f);
-    size_t vsize = pages * (size_t)sysconf(_SC_PAGESIZE);
-    struct rlimit rl = { vsize + HEADROOM, vsize + HEADROOM };
-    CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit(RLIMIT_AS) failed: errno %d", errno);
+    limit_address_space();
 
     phase(64, "small");
     phase(20000, "mid");
@@ -116,6 +120,58 @@ static void child(void)
     }
     for (int i = 0; i < 64; i++)
         free(hold[i]);
+}
+
+static void limit_address_space(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    CHECK(f != NULL, "open /proc/self/statm");
+    unsigned long pages = 0;
+    CHECK(fscanf(f, "%lu", &pages) == 1, "read /proc/self/statm");
+    fclose(f);
+    size_t vsize = pages * (size_t)sysconf(_SC_PAGESIZE);
+    struct rlimit rl = { vsize + HEADROOM, vsize + HEADROOM };
+    CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit(RLIMIT_AS) failed: errno %d", errno);
+}
+
+/* Bytes in blocks of `size` allocated before the first failure, all freed
+ * again. */
+static size_t fill_and_free(size_t size, const char *what)
+{
+    size_t n;
+    free_chain(fill_until_failure(size, &n, what));
+    return n * size;
+}
+
+static void *parked(void *arg)
+{
+    (void)arg;
+    free(malloc(t_size(64)));
+    for (;;) pause();
+    return NULL;
+}
+
+static void reuse_child(void *arg)
+{
+    (void)arg;
+    alarm(60);
+    /* a second thread: hakmem's passes run on its purge thread, after the
+     * purge delay, not inside the frees */
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, parked, NULL) == 0, "pthread_create");
+    struct timespec ts = { 0, 50 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    free(malloc(t_size(1 << 20)));   /* memory to purge: the purge thread starts now */
+    nanosleep(&ts, NULL);
+    limit_address_space();
+    size_t large = ((size_t)2 << 20) - 4096, small = 1000;
+    size_t l1 = fill_and_free(large, "large first");
+    size_t s1 = fill_and_free(small, "small after large");
+    size_t l2 = fill_and_free(large, "large after small");
+    printf("under RLIMIT_AS: %zu KiB in large blocks, then %zu KiB in small ones, then %zu KiB in large ones\n",
+           l1 >> 10, s1 >> 10, l2 >> 10);
+    CHECK(s1 * 10 >= l1 * 7, "small blocks got %zu KiB after the large blocks (%zu KiB) were freed", s1 >> 10, l1 >> 10);
+    CHECK(l2 * 10 >= s1 * 7, "large blocks got %zu KiB after the small blocks (%zu KiB) were freed", l2 >> 10, s1 >> 10);
 }
 
 /* The out-of-memory phases run in a child, with a time limit. */
@@ -142,6 +198,10 @@ int main(void)
           WEXITSTATUS(st), out);
     if (!t_debug && !t_system)
         CHECK(n == 0, "running out of memory, the release build printed: \"%s\"", out);
+    r = t_run_child(reuse_child, NULL);
+    if (r.err[0]) fprintf(stderr, "%s", r.err);
+    CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "memory freed was not usable again by other sizes "
+          "(status %#x)", r.status);
     printf("test_oom: ok\n");
     return 0;
 }

@@ -263,9 +263,23 @@ static void test_invalid_free(void)
     munmap(m, 2 * page);
 }
 
+/* The prefix library leaves the process's signals alone (issue 13, item
+ * 6): no handler of hakmem's, before or after its functions ran. */
+static void check_no_handlers(const char *when)
+{
+    static const int sigs[] = { SIGSEGV, SIGBUS, SIGABRT };
+    for (int i = 0; i < 3; i++) {
+        struct sigaction sa;
+        CHECK(sigaction(sigs[i], NULL, &sa) == 0, "sigaction");
+        CHECK(!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL,
+              "%s: signal %d has a handler: the prefix library installed one", when, sigs[i]);
+    }
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
+    check_no_handlers("at start");
     /* A fixed mmap threshold (no dynamic raising), and the large-block check
      * first, while glibc's heap top is small: glibc serves a large request
      * from the top of its heap when that is big enough, mmapping only
@@ -276,6 +290,7 @@ int main(void)
     test_side_by_side();
     test_threads();
     test_invalid_free();
+    check_no_handlers("after hak_ calls");
     printf("test_prefix: ok\n");
     return 0;
 }

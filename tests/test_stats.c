@@ -76,6 +76,25 @@ static int child_segv(int own)
     return 0;
 }
 
+/* A stack overflow on a thread with an alternate signal stack: the report
+ * runs there (SA_ONSTACK). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+static int recurse(volatile char *up)
+{
+    volatile char pad[1024];
+    pad[0] = up ? up[0] : 0;
+    return recurse(pad) + pad[0];
+}
+#pragma GCC diagnostic pop
+
+static int child_overflow(void)
+{
+    stack_t ss = { .ss_sp = malloc(t_size(64 << 10)), .ss_size = 64 << 10, .ss_flags = 0 };
+    CHECK(ss.ss_sp != NULL && sigaltstack(&ss, NULL) == 0, "sigaltstack");
+    return recurse(NULL);
+}
+
 typedef struct {
     const char *mode, *setting;
 } rerun_args;
@@ -103,6 +122,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], "segv") == 0) return child_segv(0);
         if (strcmp(argv[1], "segv-own") == 0) return child_segv(1);
         if (strcmp(argv[1], "abort") == 0) abort();
+        if (strcmp(argv[1], "overflow") == 0) return child_overflow();
         return 2;
     }
     test_init("test_stats");
@@ -124,6 +144,10 @@ int main(int argc, char **argv)
     r = rerun("abort", NULL);
     CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "abort child status %#x: %s", r.status, r.err);
     CHECK(strstr(r.err, "crash report: SIGABRT") != NULL, "no abort report: %s", r.err);
+
+    r = rerun("overflow", NULL);
+    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "overflow child status %#x: %s", r.status, r.err);
+    CHECK(strstr(r.err, "crash report: SIGSEGV at address") != NULL, "no report of a stack overflow: %s", r.err);
 
     r = rerun("segv", "HAKMEM_CRASH_REPORT=0");
     CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "segv child (off) status %#x", r.status);

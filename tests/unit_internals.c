@@ -78,6 +78,24 @@ static void test_pagemap(void)
     CHECK(hak_pagemap_get(q) == 0, "large block still mapped after hak_trim");
 }
 
+/* hak_owns never faults (issue 13, item 6): the map may still name a
+ * SuperSlab or large mapping that another thread has just unmapped. Here a
+ * 2 MiB chunk is put in the map, as each kind, with nothing mapped there. */
+static void test_owns_unmapped(void)
+{
+    char *raw = mmap(NULL, 2 * HAK_SS_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    CHECK(raw != MAP_FAILED, "mmap");
+    char *chunk = (char *)hak_align_up((uintptr_t)raw, HAK_SS_SIZE);
+    CHECK(munmap(raw, 2 * HAK_SS_SIZE) == 0, "munmap");
+    CHECK(_hak_pagemap_set(chunk, HAK_SS_SIZE, (uintptr_t)chunk), "pagemap_set");
+    CHECK(hak_owns(chunk + HAK_UNIT_SIZE + 64) == 0, "hak_owns of an unmapped SuperSlab's block");
+    _hak_pagemap_clear(chunk, HAK_SS_SIZE);
+    CHECK(_hak_pagemap_set(chunk, HAK_SS_SIZE, (uintptr_t)chunk | HAK_MAP_LARGE), "pagemap_set");
+    CHECK(hak_owns(chunk + 64) == 0, "hak_owns of an unmapped large block");
+    _hak_pagemap_clear(chunk, HAK_SS_SIZE);
+    printf("hak_owns on unmapped memory: ok\n");
+}
+
 static void test_alignment(void)
 {
     for (size_t a = 16; a <= (1u << 21); a <<= 1) {
@@ -465,6 +483,7 @@ int main(void)
 {
     test_size_classes();
     test_pagemap();
+    test_owns_unmapped();
     test_alignment();
     test_spare_slabs();
     test_idle_spares();
