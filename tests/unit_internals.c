@@ -112,12 +112,19 @@ static void test_alignment(void)
 
 static void test_os_failure(void)
 {
-    /* a large allocation whose mapping fails: NULL, ENOMEM, nothing broken */
+    /* a large allocation whose mapping fails, and fails again when retried
+     * after hakmem gave back what it held: NULL, ENOMEM, nothing broken */
     hak_trim();   /* nothing cached to fall back on */
-    atomic_store(&_hak_os_fail_maps, 1);
+    atomic_store(&_hak_os_fail_maps, 2);
     errno = 0;
     void *p = hak_malloc(1 << 20);
     CHECK(p == NULL && errno == ENOMEM, "failed mapping: %p errno %d", p, errno);
+    CHECK(atomic_load(&_hak_os_fail_maps) == 0, "no retry after a failed mapping");
+    /* one failure only: the retry succeeds */
+    atomic_store(&_hak_os_fail_maps, 1);
+    p = hak_malloc(1 << 20);
+    CHECK(p != NULL, "a mapping that failed once was not retried");
+    hak_free(p);
     p = hak_malloc(1 << 20);
     CHECK(p != NULL, "allocator unusable after a failed mapping");
     hak_free(p);
