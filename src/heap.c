@@ -174,8 +174,15 @@ static void register_fork_handlers(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-/* libhakmem's start (override.c): what the prefix library does only on its
- * first hak_ call, and never the crash report. */
+/* Options and tables before main, in both libraries: threads that call in
+ * at once then find them ready. Nothing the process can see. */
+__attribute__((constructor)) static void hak_process_start(void)
+{
+    pthread_once(&process_once, process_init);
+}
+
+/* libhakmem's start (override.c): the fork handlers at once, which the
+ * prefix library registers only on its first hak_ call. */
 void _hak_heap_process_start(void)
 {
     pthread_once(&process_once, process_init);

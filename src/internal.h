@@ -101,7 +101,17 @@ static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a
 /* ------------------------------------------------------------------------
  * Blocks, slabs, SuperSlabs
  * ---------------------------------------------------------------------- */
-typedef struct hak_block { struct hak_block *next; } hak_block;
+/* A free block. In the release and secure builds its first word holds
+ * HAK_FREE_MARK while it is free (the double-free check, below) and the link
+ * is the second word; the debug build, which checks exactly, keeps only the
+ * link. Every block is at least 16 bytes. */
+#define HAK_FREE_MARK_ON (!HAK_DEBUG)
+typedef struct hak_block {
+#if HAK_FREE_MARK_ON
+    uintptr_t mark;
+#endif
+    struct hak_block *next;
+} hak_block;
 
 /* What the malloc fast path pops: a list of free blocks and a count of pops.
  * A slab begins with one (its local free list and `used`); a heap's foreign
@@ -563,6 +573,35 @@ static inline void hak_link_set(hak_block *b, hak_block *next) { b->next = next;
 static inline hak_block *hak_link_get(hak_slab *s, hak_block *b) { (void)s; return b->next; }
 #endif
 
+/* The release build's double-free check. free writes this mark into the
+ * first word of every block it puts on a slab's list or into the foreign
+ * cache, and a free that finds it there looks whether the block is on its
+ * slab's list or the thread's foreign cache already (free.c): a double free
+ * stops the process, and a live block whose first word merely holds the
+ * mark (copied from a free block, or never written since its last free)
+ * goes on. The first word, since programs write the start of what they
+ * allocate: the mark rarely survives into a live block, and malloc need not
+ * clear it. A sign-extended 32-bit constant: one instruction to store, two
+ * to test. The debug build checks exactly instead. */
+#define HAK_FREE_MARK ((uintptr_t)(intptr_t)(int32_t)0x8d4c7a93)
+static inline void hak_mark_free(void *p)
+{
+#if HAK_FREE_MARK_ON
+    ((hak_block *)p)->mark = HAK_FREE_MARK;
+#else
+    (void)p;
+#endif
+}
+static inline bool hak_marked_free(const void *p)
+{
+#if HAK_FREE_MARK_ON
+    return ((const hak_block *)p)->mark == HAK_FREE_MARK;
+#else
+    (void)p;
+    return false;
+#endif
+}
+
 /* Budget: 4 loads, 2 stores and one branch on the common path. In the
  * secure build f is always a slab's list (no foreign cache there). */
 static inline void *hak_freelist_pop(hak_freelist *f)
@@ -585,6 +624,7 @@ static inline void hak_slab_push_local(hak_heap *heap, hak_slab *s, void *p)
 {
     hak_block *b = p;
     hak_link_set(b, s->free);
+    hak_mark_free(b);
     s->free = b;
     if (unlikely((--s->used == 0) | s->in_full)) _hak_slab_free_slow(heap, s);
 }

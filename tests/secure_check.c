@@ -1,8 +1,9 @@
 /* secure_check: what the secure build (out/secure) adds, run preloaded with
  * out/secure/libhakmem.so by tests/run.sh:
- *  - a forged free-list link (a freed block's first word overwritten with a
- *    pointer elsewhere) stops the process with "corrupted free list" instead
- *    of being handed out;
+ *  - a forged free-list link (a freed block's link, its second word, since
+ *    the first holds the free mark, overwritten with a pointer elsewhere)
+ *    stops the process with "corrupted free list" instead of being handed
+ *    out;
  *  - the last page of a SuperSlab is a guard page;
  *  - blocks of a fresh slab are not handed out in address order.
  */
@@ -19,7 +20,7 @@ static int forged_link(void)
     free(a);
     free(b);                  /* local list: b -> a */
     void **forge = t_hide(b); /* use after free: forge b's link */
-    *forge = t_hide(target + 16);
+    forge[1] = t_hide(target + 16);
     void *x = malloc(t_size(64));   /* b */
     void *y = malloc(t_size(64));   /* would be the forged pointer */
     printf("not detected: %p %p\n", x, y);

@@ -1,8 +1,11 @@
 /* test_badfree.c: frees hakmem must refuse. Each case runs in a forked
  * child whose stderr is captured: it must die by SIGABRT with one line that
  * names the pointer. Every build refuses pointers hakmem does not own and
- * interior pointers into large blocks; the debug build also catches double
- * frees (same thread, another thread, after other frees), interior pointers
+ * interior pointers into large blocks, and double frees by the same thread
+ * (at once, after other frees: glibc's tst-tcfree1 and 2, of its own block
+ * or another thread's) while a live block that holds a freed one's bytes
+ * is no double free (tst-tcfree3); the debug build also catches double
+ * frees by another thread, interior pointers
  * into slabs, and writes into freed blocks (found when the block is reused). The debug build's free-route trace (HAKMEM_FREE_ROUTE_TRACE=1)
  * is checked by running this program again with the option set. */
 #include <signal.h>
@@ -94,10 +97,52 @@ static void double_free_later(void)
     free(keep);
 }
 
+/* glibc's tst-tcfree2: 20 blocks freed, then the first once more */
+static void double_free_after_19(void)
+{
+    void *b[20];
+    void *keep = malloc(t_size(64));
+    for (int i = 0; i < 20; i++) b[i] = malloc(t_size(64));
+    for (int i = 0; i < 20; i++) free(t_hide(b[i]));
+    bad_ptr = b[0];
+    free(t_hide(b[0]));
+    free(keep);
+}
+
 static void *free_in_thread(void *p)
 {
     free(p);
     return NULL;
+}
+
+static void *alloc_in_thread(void *arg)
+{
+    (void)arg;
+    return malloc(t_size(80));
+}
+
+/* a block of another thread's slab, freed twice by this one (the foreign
+ * cache) */
+static void double_free_foreign(void)
+{
+    t_thread t;
+    t_thread_start(&t, alloc_in_thread, NULL);
+    void *p = t_thread_join(&t);
+    free(t_hide(p));
+    bad_ptr = p;
+    free(t_hide(p));
+}
+
+/* glibc's tst-tcfree3: a live block holding the bytes of a freed one is
+ * not a double free */
+static void copied_from_freed(void)
+{
+    char *p = malloc(t_size(48)), *q = malloc(t_size(48));
+    void *keep = malloc(t_size(48));
+    free(t_hide(p));
+    memcpy(q, t_hide(p), 48);
+    free(t_hide(q));
+    free(keep);
 }
 
 static void double_free_remote(void)
@@ -173,9 +218,15 @@ int main(int argc, char **argv)
     expect_abort("foreign mmap", free_mmap, "invalid pointer");
     expect_abort("large interior", free_large_interior, "invalid pointer");
     expect_abort("realloc foreign", realloc_foreign, "invalid pointer");
+    /* every build: glibc's tst-tcfree1 and 2, and the foreign cache */
+    expect_abort("double free", double_free_small, "double free");
+    expect_abort("double free after other frees", double_free_later, "double free");
+    expect_abort("double free after 19 other frees", double_free_after_19, "double free");
+    expect_abort("double free of another thread's block", double_free_foreign, "double free");
+    t_child c = t_run_child(child_body, (void *)copied_from_freed);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "a live block holding a freed one's bytes was "
+          "refused (status %#x): %s", c.status, c.err);
     if (t_debug) {
-        expect_abort("double free", double_free_small, "double free");
-        expect_abort("double free after other frees", double_free_later, "double free");
         expect_abort("double free, other thread", double_free_remote, "double free");
         expect_abort("interior small", free_interior_small, "interior pointer");
         expect_abort("write after free", write_after_free, "write after free");
