@@ -4,21 +4,21 @@
  * stdio, no allocation, so it is safe inside malloc and during start-up.
  *
  * Foreign pointers. A pointer that is in no hakmem mapping is either a block
- * glibc's malloc handed out before hakmem took over (or, with the prefix
- * library, one that glibc's malloc gives out beside hakmem), which goes back
- * to glibc's free, or it is an invalid free, which stops the process. A glibc
- * block is recognised by /proc/self/maps plus glibc's chunk header: the
- * pointer lies in the [heap] (brk) area or an anonymous read-write mapping,
- * 16 bytes past a chunk whose size field is sane and fits the mapping. This
- * is a cold path; it runs only for pointers hakmem never handed out.
+ * glibc's malloc gave out (to a library bound to glibc's malloc directly, or,
+ * with the prefix library, beside hakmem), which goes back to glibc's free,
+ * or it is an invalid free, which stops the process with one line. How a
+ * glibc block is recognised, and what that cannot tell, is written at
+ * _hak_glibc_owns below.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -153,122 +153,152 @@ void _hak_trace_free(const char *route, const void *p)
     _hak_say("free %p -> %s", p, route);
 }
 
-/* ---- glibc's blocks ------------------------------------------------------ */
-
-typedef struct { uintptr_t start, end; bool rw, heap, anon; } mapping;
-
-static uintptr_t parse_hex(const char **s)
-{
-    uintptr_t v = 0;
-    for (;;) {
-        char c = **s;
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) return v;
-        v = v * 16 + (uintptr_t)d;
-        (*s)++;
-    }
-}
-
-/* One line of /proc/self/maps: "start-end perms offset dev inode   path". */
-static bool parse_maps_line(const char *s, mapping *m)
-{
-    m->start = parse_hex(&s);
-    if (*s++ != '-') return false;
-    m->end = parse_hex(&s);
-    if (*s++ != ' ') return false;
-    m->rw = s[0] == 'r' && s[1] == 'w';
-    for (int field = 0; field < 4 && *s; field++) {   /* perms offset dev inode */
-        while (*s && *s != ' ') s++;
-        while (*s == ' ') s++;
-    }
-    m->heap = strncmp(s, "[heap]", 6) == 0;
-    m->anon = *s == '\0';
-    return true;
-}
-
-/* The mapping holding addr, read from /proc/self/maps without allocating. */
-static bool find_mapping(uintptr_t addr, mapping *out)
-{
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    char buf[4096];
-    size_t len = 0;
-    bool found = false;
-    for (;;) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (n <= 0) break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n')) != NULL) {
-            *nl = '\0';
-            mapping m;
-            if (parse_maps_line(line, &m) && addr >= m.start && addr < m.end) {
-                *out = m;
-                found = true;
-                break;
-            }
-            line = nl + 1;
-        }
-        if (found) break;
-        len = (size_t)(buf + len - line);
-        memmove(buf, line, len);
-        if (len == sizeof(buf) - 1) len = 0;   /* a line longer than the buffer */
-    }
-    close(fd);
-    return found;
-}
-
+/* ---- glibc's blocks ------------------------------------------------------ *
+ *
+ * A pointer in no hakmem mapping is glibc's block only if it passes these
+ * checks, and then it goes to glibc's free; anything else stops the process.
+ *  - Main arena (both libraries): p is 16-aligned; its chunk (p - 16) lies
+ *    in the program break, from its start (start_brk, read once from
+ *    /proc/self/stat the first time a foreign pointer comes) to the current
+ *    break (sbrk(0)); the chunk's size field has neither IS_MMAPPED nor
+ *    NON_MAIN_ARENA, is at least 32 and a multiple of 16, the chunk ends
+ *    inside the break, and the next chunk's PREV_INUSE bit says it is in use.
+ *  - When hakmem is the process's malloc (libhakmem), that is all: its
+ *    constructor has glibc's malloc, which then serves only code bound to it
+ *    directly (a library opened with RTLD_DEEPBIND), keep every block in its
+ *    main arena (_hak_glibc_confine).
+ *  - The prefix library, beside glibc's malloc, also takes mmapped chunks
+ *    (IS_MMAPPED: the mapping starts page-aligned prev_size bytes before
+ *    the chunk, size plus prev_size is a multiple of the page, and those
+ *    pages are mapped: mincore) and chunks of glibc's other arenas
+ *    (NON_MAIN_ARENA: the 64 MiB-aligned heap they lie in is mapped, names
+ *    an arena, and its size covers the chunk).
+ * What this cannot tell: a forged chunk header inside the break (for
+ * example in memory the program took with sbrk itself), and, in the prefix
+ * library, a mapping or arena-sized region of the program's whose first
+ * words forge a chunk. After the first foreign pointer, a check reads no
+ * file and allocates nothing: sbrk(0) and a few loads (in the prefix
+ * library, outside the break, up to four mincore calls).
+ */
 #define GLIBC_PREV_INUSE  1
 #define GLIBC_IS_MMAPPED  2
 #define GLIBC_NON_MAIN    4
+#define GLIBC_FLAGS       7
+#define GLIBC_HEAP_MAX    ((uintptr_t)64 << 20)   /* a non-main arena's heap, aligned */
+
+bool _hak_is_malloc;                    /* libhakmem: hakmem is the process's malloc */
+static _Atomic uintptr_t start_brk;     /* 0: not read yet */
+
+/* Field 47 of /proc/self/stat: where the program break started. */
+static uintptr_t read_start_brk(void)
+{
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char *s = strrchr(buf, ')');   /* the fields after the command name */
+    if (s == NULL) return 0;
+    for (int field = 2; field < 47 && *s; s++)
+        if (*s == ' ') field++;
+    return (uintptr_t)strtoull(s, NULL, 10);
+}
+
+static bool mapped(uintptr_t addr)
+{
+    unsigned char vec;
+    return mincore((void *)(addr & ~(uintptr_t)(HAK_PAGE - 1)), HAK_PAGE, &vec) == 0;
+}
+
+/* The program break: [*lo, *hi). */
+static bool brk_range(uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t start = atomic_load_explicit(&start_brk, memory_order_relaxed);
+    if (start == 0) {
+        start = read_start_brk();
+        if (start == 0) return false;
+        atomic_store_explicit(&start_brk, start, memory_order_relaxed);
+    }
+    *lo = start;
+    *hi = (uintptr_t)sbrk(0);
+    return true;
+}
+
+/* chunk lies in the break [lo, hi), so its header can be read. */
+static bool main_arena_chunk(uintptr_t chunk, uintptr_t hi)
+{
+    size_t field = *(const size_t *)(chunk + sizeof(size_t));
+    size_t csize = field & ~(size_t)GLIBC_FLAGS;
+    if (field & (GLIBC_IS_MMAPPED | GLIBC_NON_MAIN)) return false;
+    if (csize < 4 * sizeof(size_t) || csize % HAK_ALIGN || csize > hi - chunk - 2 * sizeof(size_t)) return false;
+    size_t next = *(const size_t *)(chunk + csize + sizeof(size_t));
+    return next & GLIBC_PREV_INUSE;
+}
+
+static bool mmapped_chunk(uintptr_t chunk, size_t field)
+{
+    size_t csize = field & ~(size_t)GLIBC_FLAGS, pad = *(const size_t *)chunk;
+    uintptr_t base = chunk - pad;
+    return (field & GLIBC_FLAGS) == GLIBC_IS_MMAPPED && pad % HAK_ALIGN == 0 && pad < HAK_MAX_REQUEST &&
+           csize < HAK_MAX_REQUEST && base % HAK_PAGE == 0 && (csize + pad) % HAK_PAGE == 0 &&
+           csize >= HAK_PAGE && mapped(base) && mapped(chunk + csize - 1);
+}
+
+static bool other_arena_chunk(uintptr_t chunk, size_t field)
+{
+    uintptr_t heap = chunk & ~(GLIBC_HEAP_MAX - 1);
+    size_t csize = field & ~(size_t)GLIBC_FLAGS;
+    if ((field & GLIBC_IS_MMAPPED) || !(field & GLIBC_NON_MAIN) || !mapped(heap)) return false;
+    const uintptr_t *info = (const uintptr_t *)heap;   /* ar_ptr, prev, size, ... */
+    return info[0] != 0 && mapped(info[0]) && csize >= 4 * sizeof(size_t) && csize % HAK_ALIGN == 0 &&
+           chunk + csize <= heap + info[2];
+}
 
 bool _hak_glibc_owns(const void *ptr)
 {
-    uintptr_t p = (uintptr_t)ptr;
-    mapping m;
-    if (p & (HAK_ALIGN - 1)) return false;
-    if (!find_mapping(p, &m) || !m.rw || p - 2 * sizeof(size_t) < m.start) return false;
-    if (!m.heap && !m.anon) return false;
+    uintptr_t p = (uintptr_t)ptr, chunk = p - 2 * sizeof(size_t), lo, hi;
+    if (p & (HAK_ALIGN - 1) || p < HAK_PAGE) return false;
+    if (brk_range(&lo, &hi) && chunk >= lo && chunk + 2 * sizeof(size_t) <= hi) return main_arena_chunk(chunk, hi);
+    if (_hak_is_malloc) return false;
+    /* the prefix library: the header is read only where it is mapped */
+    if (!mapped(chunk)) return false;
     size_t field = ((const size_t *)ptr)[-1];
-    size_t csize = field & ~(size_t)7;
-    uintptr_t chunk = p - 2 * sizeof(size_t);
-    if (csize < 4 * sizeof(size_t) || csize % HAK_ALIGN) return false;
-    if (field & GLIBC_IS_MMAPPED) {
-        size_t pad = ((const size_t *)ptr)[-2];
-        return m.anon && ((chunk - pad) & (HAK_PAGE - 1)) == 0 && chunk - pad >= m.start &&
-               (csize + pad) % HAK_PAGE == 0 && chunk + csize <= m.end;
-    }
-    if (field & GLIBC_NON_MAIN) return m.anon && chunk + csize <= m.end;
-    return m.heap && chunk + csize <= m.end;
+    return mmapped_chunk(chunk, field) || other_arena_chunk(chunk, field);
+}
+
+/* glibc's bytes of a block it gave out (as its malloc_usable_size says). */
+size_t _hak_glibc_usable_size(void *p)
+{
+    size_t field = ((const size_t *)p)[-1], csize = field & ~(size_t)GLIBC_FLAGS;
+    return field & GLIBC_IS_MMAPPED ? csize - 2 * sizeof(size_t) : csize - sizeof(size_t);
+}
+
+/* libhakmem's constructor: glibc's malloc keeps every block it gives out
+ * in its main arena, where _hak_glibc_owns can tell them. */
+void _hak_glibc_confine(void)
+{
+    _hak_is_malloc = true;
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_ARENA_MAX, 1);
 }
 
 static HAK_TLS bool in_glibc_call;
-
-static void *glibc_symbol(const char *name)
-{
-    if (in_glibc_call) return NULL;   /* RTLD_NEXT led back into hakmem */
-    return dlsym(RTLD_NEXT, name);
-}
+static void (*_Atomic real_free)(void *);
 
 void _hak_glibc_free(void *p)
 {
-    void (*real_free)(void *) = NULL;
-    if (_hak_glibc_owns(p)) real_free = (void (*)(void *))glibc_symbol("free");
-    if (real_free == NULL) _hak_fatal_ptr("free(): invalid pointer (not allocated by hakmem or glibc)", p);
+    if (!_hak_glibc_owns(p)) _hak_fatal_ptr("free(): invalid pointer", p);
+    void (*f)(void *) = atomic_load_explicit(&real_free, memory_order_acquire);
+    if (f == NULL && !in_glibc_call) {   /* in_glibc_call: RTLD_NEXT led back here */
+        f = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+        atomic_store_explicit(&real_free, f, memory_order_release);
+    }
+    if (f == NULL) _hak_fatal_ptr("free(): glibc's free cannot be found for its block", p);
     in_glibc_call = true;
-    real_free(p);
+    f(p);
     in_glibc_call = false;
-}
-
-size_t _hak_glibc_usable_size(void *p)
-{
-    size_t (*real)(void *) = (size_t (*)(void *))glibc_symbol("malloc_usable_size");
-    if (real == NULL) return 0;
-    in_glibc_call = true;
-    size_t n = real(p);
-    in_glibc_call = false;
-    return n;
 }
 
 #if HAK_SECURE

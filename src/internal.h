@@ -466,6 +466,8 @@ void _hak_trace_free(const char *route, const void *p);
 void _hak_glibc_free(void *p);             /* foreign-free path: glibc block or abort */
 bool _hak_glibc_owns(const void *p);
 size_t _hak_glibc_usable_size(void *p);
+void _hak_glibc_confine(void);             /* libhakmem: glibc's malloc in its main arena */
+extern bool _hak_is_malloc;
 #if HAK_DEBUG
 extern _Atomic long long _hak_live_blocks;
 extern HAK_TLS bool _hak_dbg_internal_alloc;

@@ -14,6 +14,7 @@
  * prefix library waits for its first call) and installs the crash report. */
 __attribute__((constructor)) static void hak_library_init(void)
 {
+    _hak_glibc_confine();
     _hak_heap_process_start();
     _hak_crash_report_install();
 }

@@ -59,6 +59,26 @@ static void free_mmap(void)
     free(bad_ptr);
 }
 
+/* A buffer of the program's that looks like a glibc mmapped chunk of one
+ * page (glibc's free used to unmap the program's first page) */
+static void free_forged_mmapped(void)
+{
+    size_t *m = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    m[0] = 0;
+    m[1] = 4096 | 2;
+    bad_ptr = t_hide(m + 2);
+    free(bad_ptr);
+}
+
+/* A stack buffer whose word before the pointer looks like a chunk size of
+ * another arena (glibc's free used to fault on it) */
+static void free_stack_arena_size(void)
+{
+    size_t local[8] = { 0, 0, 0, 69, 0 };
+    bad_ptr = t_hide(&local[4]);
+    free(bad_ptr);
+}
+
 static void free_large_interior(void)
 {
     char *p = malloc(t_size(1 << 20));
@@ -216,6 +236,8 @@ int main(int argc, char **argv)
     expect_one_line_with_report();
     expect_abort("static array", free_static, "invalid pointer");
     expect_abort("foreign mmap", free_mmap, "invalid pointer");
+    expect_abort("mapping forged as a glibc chunk", free_forged_mmapped, "hakmem: free(): invalid pointer 0x");
+    expect_abort("stack word like a glibc size", free_stack_arena_size, "hakmem: free(): invalid pointer 0x");
     expect_abort("large interior", free_large_interior, "invalid pointer");
     expect_abort("realloc foreign", realloc_foreign, "invalid pointer");
     /* every build: glibc's tst-tcfree1 and 2, and the foreign cache */

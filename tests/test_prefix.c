@@ -280,6 +280,11 @@ int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     check_no_handlers("at start");
+    /* a glibc block from before hakmem's first use, realloc'ed and freed
+     * through hakmem at the end */
+    char *early = malloc(1000);
+    CHECK(early != NULL, "malloc");
+    fill_bytes(early, 0, 1000, 77);
     /* A fixed mmap threshold (no dynamic raising), and the large-block check
      * first, while glibc's heap top is small: glibc serves a large request
      * from the top of its heap when that is big enough, mmapping only
@@ -290,6 +295,10 @@ int main(void)
     test_side_by_side();
     test_threads();
     test_invalid_free();
+    early = hak_realloc(early, t_size(3000));
+    CHECK(early != NULL && hak_owns(early) == 1, "hak_realloc of a glibc block from before hakmem's first use");
+    CHECK(check_bytes(early, 1000, 77) == 1000, "hak_realloc of a glibc block lost its bytes");
+    hak_free(early);
     check_no_handlers("after hak_ calls");
     printf("test_prefix: ok\n");
     return 0;

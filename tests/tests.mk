@@ -37,7 +37,13 @@ define TEST_RULES
 TEST_BINS_$(1) := \
 	$$(foreach n,$$(TEST_C_NAMES) $$(TEST_CXX_NAMES),out/$(1)/tests/test_$$(n)_linked out/$(1)/tests/test_$$(n)_plain) \
 	$$(if $$(wildcard tests/test_prefix.c),out/$(1)/tests/test_prefix_linked) \
-	$$(foreach n,$$(TEST_UNIT_NAMES),out/$(1)/tests/unit_$$(n))
+	$$(foreach n,$$(TEST_UNIT_NAMES),out/$(1)/tests/unit_$$(n)) \
+	out/$(1)/tests/libhak_deepbind.so
+
+# the library test_deepbind opens with RTLD_DEEPBIND (plain: no hakmem)
+out/$(1)/tests/libhak_deepbind.so: tests/deepbind_lib.c tests/tests.mk
+	@mkdir -p $$(@D)
+	$$(CC) -shared -fPIC -O2 -fno-builtin $$< -o $$@
 
 out/$(1)/tests/test_%_linked: tests/test_%.c $$(TEST_HEADERS) out/$(1)/libhakmem.so tests/tests.mk
 	@mkdir -p $$(@D)
