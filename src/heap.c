@@ -159,9 +159,11 @@ static void fork_child(void)
     _hak_large_after_fork_child();
     _hak_pool_after_fork_child();
     pthread_mutex_init(&heap_lock, NULL);
-    adopt_heaps_of_other_threads();
+    /* no purge thread, and every lock free, before the adoption gives
+     * slabs back (which may run a pass) */
     atomic_store(&heap_count, _hak_tl_heap->is_empty_heap ? 0 : 1);
     _hak_purge_after_fork_child();
+    adopt_heaps_of_other_threads();
 }
 
 /* Once per process, from the library constructor or the first allocation,
