@@ -22,8 +22,8 @@ static inline void push_foreign(hak_heap *heap, hak_slab *s, void *p)
     unsigned cls = s->cls;
     hak_freelist *f = &heap->foreign[cls];
     hak_block *b = p;
+    if (unlikely(b == f->free)) _hak_fatal_block("free(): double free detected", p, s->block_size);
     b->next = f->free;
-    hak_mark_free(b);
     f->free = b;
     if (!_hak_stats_on) heap->cur[cls] = f;
     uint32_t pushed = ++heap->foreign_pushed[cls];
@@ -72,68 +72,51 @@ static HAK_NOINLINE void free_other(void *p, uintptr_t v)
     errno = saved;
 }
 
-/* p carries the free mark: a double free if p is on its slab's local list
- * (a slab of this thread's) or in this thread's foreign cache of its class,
- * among the first SUSPECT_SCAN blocks of either, the most recent frees
- * (glibc's tcache finds one in its bin of at most 7). Otherwise p is a live
- * block that happens to hold the mark, and its free goes on: a short scan
- * keeps that cheap. */
+/* p, a block of a slab this thread owns, carries the free mark: a double
+ * free if p is among the first SUSPECT_SCAN blocks of the slab's local list,
+ * the most recent frees (glibc's tcache finds one in its bin of at most 7).
+ * Otherwise p is a live block that happens to hold the mark (its first word
+ * was copied from a free block, or not written since its last free), and
+ * its free goes on: a short scan keeps that cheap. */
 #define SUSPECT_SCAN 32
 
-static bool on_list(hak_slab *s, hak_block *b, const void *p, bool encoded)
+static HAK_COLD void free_marked(hak_heap *heap, hak_slab *s, void *p)
 {
-    for (unsigned n = 0; b && n < SUSPECT_SCAN; n++) {
-        if (b == p) return true;
-        b = encoded ? hak_link_get(s, b) : b->next;
-    }
-    return false;
-}
-
-/* A block of slab s goes back: onto the slab's list if the calling thread
- * owns it, else into the thread's foreign cache (or the remote path). */
-static inline void free_block(hak_slab *s, void *p)
-{
-    hak_heap *heap = _hak_tl_heap;
-    if (likely(atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap)) {
-        hak_dbg_route("local", p);
-        hak_slab_push_local(heap, s, p);
-        return;
-    }
-    if (HAK_FOREIGN_CACHE && likely(heap->takes_foreign & (s->block_size != 0))) {
-        push_foreign(heap, s, p);
-        return;
-    }
-    free_remote(s, p);
-}
-
-/* Out of line, and a tail call from _hak_free, so that the fast path keeps
- * everything in registers. */
-static HAK_COLD void free_marked(hak_slab *s, void *p)
-{
-    hak_heap *heap = _hak_tl_heap;
-    if (!heap->is_empty_heap && s->block_size != 0) {
-        bool mine = atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap->owner_tag;
-        if ((mine && on_list(s, s->free, p, true)) || on_list(s, heap->foreign[s->cls].free, p, false))
-            _hak_fatal_block("free(): double free detected", p, s->block_size);
-    }
-    free_block(s, p);
+    hak_block *b = s->free;
+    for (unsigned n = 0; b && n < SUSPECT_SCAN; n++, b = hak_link_get(s, b))
+        if (b == p) _hak_fatal_block("free(): double free detected", p, s->block_size);
+    hak_slab_push_local(heap, s, p);
 }
 
 /* Budget: about 40 instructions on the fast path (map lookup, slab lookup,
- * free-mark test, owner compare, push and mark), and about as many for a
- * block of another thread's slab (the foreign cache), so that blocks which
- * keep circulating between threads cost no more than a thread's own. */
+ * owner compare, free-mark test, push and mark), and about as many for a
+ * block of another thread's slab (the foreign cache, whose double-free
+ * check is a compare with the list's head), so that blocks which keep
+ * circulating between threads cost no more than a thread's own. Only the
+ * local path reads the block (the mark): a block freed by another thread
+ * is often cold in this core's cache, and a load of it would stall the free
+ * where a store does not. */
 void _hak_free(void *p)
 {
     uintptr_t v = hak_pagemap_get(p);
     if (likely(v != 0 && !(v & HAK_MAP_LARGE))) {
         hak_slab *s = hak_slab_of((hak_superslab *)v, p);
         hak_dbg_free(s, p);
-        if (unlikely(hak_marked_free(p))) {
-            free_marked(s, p);
+        hak_heap *heap = _hak_tl_heap;
+        if (likely(atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap)) {
+            hak_dbg_route("local", p);
+            if (unlikely(hak_marked_free(p))) {
+                free_marked(heap, s, p);   /* a tail call: the fast path spills nothing */
+                return;
+            }
+            hak_slab_push_local(heap, s, p);
             return;
         }
-        free_block(s, p);
+        if (HAK_FOREIGN_CACHE && likely(heap->takes_foreign & (s->block_size != 0))) {
+            push_foreign(heap, s, p);
+            return;
+        }
+        free_remote(s, p);
         return;
     }
     free_other(p, v);

@@ -575,13 +575,12 @@ static inline void hak_link_set(hak_block *b, hak_block *next) { b->next = next;
 static inline hak_block *hak_link_get(hak_slab *s, hak_block *b) { (void)s; return b->next; }
 #endif
 
-/* The release build's double-free check. free writes this mark into the
- * first word of every block it puts on a slab's list or into the foreign
- * cache, and a free that finds it there looks whether the block is on its
- * slab's list or the thread's foreign cache already (free.c): a double free
- * stops the process, and a live block whose first word merely holds the
- * mark (copied from a free block, or never written since its last free)
- * goes on. The first word, since programs write the start of what they
+/* The release build's double-free check. The owner's free writes this mark
+ * into the first word of every block it puts on its slab's list, and an
+ * owner's free that finds it there looks whether the block is on the list
+ * already (free.c): a double free stops the process, and a live block whose
+ * first word merely holds the mark (copied from a free block, or never
+ * written since its last free) goes on. The first word, since programs write the start of what they
  * allocate: the mark rarely survives into a live block, and malloc need not
  * clear it. A sign-extended 32-bit constant: one instruction to store, two
  * to test. The debug build checks exactly instead. */
@@ -594,6 +593,7 @@ static inline void hak_mark_free(void *p)
     (void)p;
 #endif
 }
+/* Whether p holds the mark (read on the owner's free only: see free.c). */
 static inline bool hak_marked_free(const void *p)
 {
 #if HAK_FREE_MARK_ON
