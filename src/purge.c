@@ -124,11 +124,12 @@ static size_t keep_bound(void)
     return b > KEEP_MIN_BYTES ? b : KEEP_MIN_BYTES;
 }
 
+static HAK_TLS bool in_pass;   /* a pass's own returns start no other pass */
+
 /* One pass over everything (delay 0 with now 0: everything idle at all);
  * when is the next one due (UINT64_MAX: never). Spares taken back go into
  * the pool first, where they wait the purge delay as any slab given back
  * does. */
-static HAK_TLS bool in_pass;   /* a pass's own returns start no other pass */
 
 static uint64_t purge_pass(uint64_t now, uint64_t delay)
 {
