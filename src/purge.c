@@ -161,6 +161,7 @@ static void purge_inline(void)
 
 static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t purge_wake;
+static bool purge_wake_ready;            /* purge_wake initialised (CLOCK_MONOTONIC) */
 static _Atomic int purge_state;          /* 0 none, 1 starting or running */
 static _Atomic bool purge_sleeping;      /* waiting with nothing to purge */
 static _Atomic uint64_t purge_gen;       /* bumped by every call that leaves work */
@@ -225,14 +226,13 @@ static bool purge_start(void)
     if (_hak_now_ms() < atomic_load_explicit(&backoff_until, memory_order_relaxed)) return false;
     int expected = 0;
     if (!atomic_compare_exchange_strong(&purge_state, &expected, 1)) return true;
-    static bool cond_ready;
-    if (!cond_ready) {
+    if (!purge_wake_ready) {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&purge_wake, &ca);
         pthread_condattr_destroy(&ca);
-        cond_ready = true;
+        purge_wake_ready = true;
     }
     /* the thread takes no signals meant for the program */
     sigset_t all;
@@ -311,6 +311,7 @@ void _hak_purge_after_fork_child(void)
 {
     pthread_mutex_init(&purge_lock, NULL);
     pthread_mutex_init(&pass_lock, NULL);
+    purge_wake_ready = false;   /* the parent's thread may have been waiting on it */
     atomic_store(&purge_state, 0);
     atomic_store(&purge_sleeping, false);
     atomic_store(&backoff_until, 0);
