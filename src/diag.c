@@ -131,21 +131,26 @@ void _hak_fatal_ptr(const char *what, const void *p)
 /* Set before hakmem's own abort: its message is the whole report. */
 volatile sig_atomic_t _hak_fatal_said;
 
+/* Every fatal error ends here, after its one line. */
+static HAK_COLD __attribute__((noreturn)) void fatal_abort(void)
+{
+    _hak_fatal_said = 1;
+    abort();
+}
+
 void _hak_fatal_block(const char *what, const void *p, size_t block_size)
 {
     if (block_size)
         _hak_say("%s %p (size class %u, %zu bytes)", what, p, _hak_class_of(block_size), block_size);
     else
         _hak_say("%s %p", what, p);
-    _hak_fatal_said = 1;
-    abort();
+    fatal_abort();
 }
 
 void _hak_assert_fail(const char *cond, const char *file, int line)
 {
     _hak_say("internal assertion failed: %s at %s:%d", cond, file, line);
-    _hak_fatal_said = 1;
-    abort();
+    fatal_abort();
 }
 
 void _hak_trace_free(const char *route, const void *p)
@@ -306,8 +311,7 @@ void _hak_bad_link(hak_slab *s, hak_block *b)
 {
     _hak_say("corrupted free list: free block %p (size class %u, %u bytes) holds a link that is not a block of its slab",
              (void *)b, s->cls, s->block_size);
-    _hak_fatal_said = 1;
-    abort();
+    fatal_abort();
 }
 #endif
 
@@ -385,8 +389,7 @@ static void check_fill(hak_slab *s, void *p)
         if (c[i] != FREE_FILL) {
             _hak_say("write after free: block %p (size class %u, %u bytes) changed at offset %zu while free",
                      p, s->cls, s->block_size, i + sizeof(hak_block));
-            _hak_fatal_said = 1;
-            abort();
+            fatal_abort();
         }
     }
 }

@@ -580,10 +580,11 @@ static inline hak_block *hak_link_get(hak_slab *s, hak_block *b) { (void)s; retu
  * owner's free that finds it there looks whether the block is on the list
  * already (free.c): a double free stops the process, and a live block whose
  * first word merely holds the mark (copied from a free block, or never
- * written since its last free) goes on. The first word, since programs write the start of what they
- * allocate: the mark rarely survives into a live block, and malloc need not
- * clear it. A sign-extended 32-bit constant: one instruction to store, two
- * to test. The debug build checks exactly instead. */
+ * written since its last free) goes on. The first word, since programs
+ * write the start of what they allocate: the mark rarely survives into a
+ * live block, and malloc need not clear it. A sign-extended 32-bit
+ * constant: one instruction to store, two to test. The debug build checks
+ * exactly instead. */
 #define HAK_FREE_MARK ((uintptr_t)(intptr_t)(int32_t)0x8d4c7a93)
 static inline void hak_mark_free(void *p)
 {
