@@ -2,7 +2,8 @@
  * prefix_stress.c) share: a block as they pass it around, the ring under a
  * mutex through which one thread hands blocks to another (so that most
  * frees of the blocks taken from it are frees of another thread's block),
- * the clock, and the key a block's pattern is derived from.
+ * and the key a block's pattern is derived from (the clock is testutil.h's
+ * t_now_s).
  *
  * Include once per program, after testutil.h.
  */
@@ -11,7 +12,6 @@
 
 #include <pthread.h>
 #include <stdint.h>
-#include <time.h>
 
 #define QCAP 4096
 
@@ -23,13 +23,6 @@ typedef struct {
 static item_t queue[QCAP];
 static size_t q_head, q_count;
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Puts it in the ring; 0 if the ring is full. */
 static int q_push(item_t it)

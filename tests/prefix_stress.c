@@ -223,7 +223,7 @@ static void *worker(void *arg)
     static __thread item_t local[LOCAL];
     int nlocal = 0;
     pthread_barrier_wait(&start_line);
-    while (!atomic_load_explicit(&stop, memory_order_relaxed) && now_s() < deadline)
+    while (!atomic_load_explicit(&stop, memory_order_relaxed) && t_now_s() < deadline)
         for (int k = 0; k < 32; k++) step(&r, local, &nlocal);
     for (int i = 0; i < nlocal; i++) free_block(&local[i], "worker exit");
     return NULL;
@@ -237,7 +237,7 @@ static void *ephemeral(void *arg)
     int nlocal = 0;
     int steps = 200 + (int)rng_below(&r, 1500);
     for (int k = 0; k < steps; k++) {
-        if (k % 64 == 63 && now_s() > deadline) break;
+        if (k % 64 == 63 && t_now_s() > deadline) break;
         step(&r, local, &nlocal);
     }
     while (nlocal < 48) local[nlocal++] = alloc_block(&r);
@@ -254,7 +254,7 @@ static void burst(rng_t *r)
     size_t sz = 16 + (size_t)rng_below(r, 300);
     int n = BURST;
     for (int i = 0; i < n; i++) {
-        if (i % 1024 == 1023 && now_s() > deadline) n = i + 1;   /* a short one */
+        if (i % 1024 == 1023 && t_now_s() > deadline) n = i + 1;   /* a short one */
         b[i].p = hak_malloc(t_size(sz));
         check_block(b[i].p, sz, 16, "hak_malloc (burst)");
         b[i].sz = sz;
@@ -318,7 +318,7 @@ int main(void)
         t_env_is("HAKTEST_VARIANT", "tsan"))
         CHECK(live0 != -1, "a %s build without a live-block count", getenv("HAKTEST_VARIANT"));
     static pthread_t workers[MAX_THREADS];
-    double start = now_s(), end = start + seconds;
+    double start = t_now_s(), end = start + seconds;
     deadline = end;
     CHECK(pthread_barrier_init(&start_line, NULL, (unsigned)nthreads + 1) == 0, "barrier");
     for (int i = 0; i < nthreads; i++) {
@@ -331,7 +331,7 @@ int main(void)
     rng_seed(&r, 77);
     uint64_t seed = 1;
     unsigned long long waves = 0, bursts = 0, trims = 0;
-    while (now_s() < end) {
+    while (t_now_s() < end) {
         pthread_t eph[WAVE];
         for (int i = 0; i < WAVE; i++) {
             int e = pthread_create(&eph[i], NULL, ephemeral, (void *)(uintptr_t)(seed++));
@@ -368,7 +368,7 @@ int main(void)
               bursts);
     printf("prefix_stress: ok (%d threads, %.1f s: %llu ops, %llu cross-thread frees, %llu "
            "reallocs, %llu large, %llu short-lived threads, %llu bursts, %llu trims, %zu drained)\n",
-           nthreads, now_s() - start, (unsigned long long)atomic_load(&n_ops),
+           nthreads, t_now_s() - start, (unsigned long long)atomic_load(&n_ops),
            (unsigned long long)atomic_load(&n_remote), (unsigned long long)atomic_load(&n_reallocs),
            (unsigned long long)atomic_load(&n_large), (unsigned long long)atomic_load(&n_threads),
            bursts, trims + (unsigned long long)atomic_load(&n_trims), drained);

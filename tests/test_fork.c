@@ -42,13 +42,6 @@ static _Atomic(unsigned char *) mailbox[CHURNERS];
 static size_t mailbox_sz[CHURNERS];
 static pthread_mutex_t mailbox_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static uint64_t key_of(const void *p, size_t sz)
 {
     return (uint64_t)(uintptr_t)p * 0xD1B54A32D192ED03ull ^ (uint64_t)sz;
@@ -202,14 +195,14 @@ static void fork_one(uint64_t seed)
             exit(0);
         _exit(0);
     }
-    double limit = now_s() + CHILD_TIMEOUT + 5;
+    double limit = t_now_s() + CHILD_TIMEOUT + 5;
     int st;
     for (;;) {
         pid_t w = waitpid(pid, &st, WNOHANG);
         CHECK(w >= 0, "waitpid failed, errno %d", errno);
         if (w == pid)
             break;
-        if (now_s() > limit) {
+        if (t_now_s() > limit) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             FAIL("child %d (seed %llu) hung for %.0f s after fork (a lock held across fork?)",
@@ -230,7 +223,7 @@ static double deadline;
 static void *forking_thread(void *arg)
 {
     uint64_t seed = 1000001;
-    while (now_s() < deadline)
+    while (t_now_s() < deadline)
         fork_one(seed += 2);
     return NULL;
 }
@@ -249,10 +242,10 @@ int main(void)
         t_thread_start(&ch[i], churner, (void *)(intptr_t)i);
     while (atomic_load(&parked_ready) < CHURNERS)
         usleep(1000);
-    deadline = now_s() + seconds;
+    deadline = t_now_s() + seconds;
     t_thread_start(&ft, forking_thread, NULL);
     uint64_t seed = 0;
-    while (now_s() < deadline)
+    while (t_now_s() < deadline)
         fork_one(seed++);
     t_thread_join(&ft);
     atomic_store(&stop, 1);

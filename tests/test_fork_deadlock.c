@@ -27,13 +27,6 @@
 
 #define RUN_LIMIT_S 20.0
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Runs fn in a child of its own group; 0 if it exited 0 in time. */
 static int run(void (*fn)(void), const char *what)
 {
@@ -45,10 +38,10 @@ static int run(void (*fn)(void), const char *what)
         _exit(0);
     }
     setpgid(pid, pid);
-    double end = now_s() + RUN_LIMIT_S;
+    double end = t_now_s() + RUN_LIMIT_S;
     int st = 0;
     pid_t r;
-    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && now_s() < end) {
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && t_now_s() < end) {
         struct timespec ts = { 0, 5 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
@@ -146,9 +139,9 @@ static void fork_against_stdio(void)
     pthread_t r[READERS], fl;
     for (int i = 0; i < READERS; i++) CHECK(pthread_create(&r[i], NULL, reader, text) == 0, "pthread_create");
     CHECK(pthread_create(&fl, NULL, flusher, NULL) == 0, "pthread_create");
-    double end = now_s() + 2;
+    double end = t_now_s() + 2;
     int forks = 0;
-    while (now_s() < end) {
+    while (t_now_s() < end) {
         pid_t pid = fork();
         CHECK(pid >= 0, "fork: errno %d", errno);
         if (pid == 0) {

@@ -29,20 +29,6 @@ typedef struct {
 static table_t tables[THREADS];
 static atomic_int ready, done;
 
-static size_t rss_bytes(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    CHECK(fd >= 0, "open /proc/self/statm");
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    CHECK(n > 0, "read /proc/self/statm");
-    buf[n] = '\0';
-    unsigned long size, resident;
-    CHECK(sscanf(buf, "%lu %lu", &size, &resident) == 2, "statm: %s", buf);
-    return resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 static size_t block_size(size_t i)
 {
     return 32 + (i * 37) % 993;
@@ -84,12 +70,12 @@ static void *holder(void *arg)
  * again, and compare RSS. */
 static void reuse_in_child(const char *who)
 {
-    size_t before = rss_bytes();
+    size_t before = t_rss_bytes();
     for (int t = 0; t < THREADS; t++) empty(&tables[t]);
     malloc_trim(0);
-    size_t trimmed = rss_bytes();
+    size_t trimmed = t_rss_bytes();
     for (int t = 0; t < THREADS; t++) fill(&tables[t], 1000 + (uint64_t)t);
-    size_t after = rss_bytes();
+    size_t after = t_rss_bytes();
     printf("%s: RSS %zu KiB with the parent's blocks, %zu KiB after freeing them and trimming, %zu KiB "
            "with as much again\n", who, before >> 10, trimmed >> 10, after >> 10);
     CHECK(after * 10 <= before * 13, "%s: RSS grew from %zu KiB to %zu KiB (more than 1.3x): the memory of "

@@ -46,13 +46,6 @@
 
 #define N 20000
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* free whole slabs and a large block: what starts hakmem's purge thread */
 static void churn(void)
 {
@@ -131,7 +124,7 @@ static void *chain_link(void *arg)
 {
     (void)arg;
     free(malloc(t_size(100)));
-    if (now_s() >= chain_end) exit(5);
+    if (t_now_s() >= chain_end) exit(5);
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
@@ -159,7 +152,7 @@ static void start_purge_thread(void)
 
 static void scenario_chain(void)
 {
-    chain_end = now_s() + CHAIN_SECONDS;
+    chain_end = t_now_s() + CHAIN_SECONDS;
     pthread_t keep;   /* keeps the process multi-threaded for hakmem while main churns */
     CHECK(pthread_create(&keep, NULL, churn_thread, NULL) == 0, "pthread_create");
     churn();
@@ -257,10 +250,10 @@ static int run(void (*fn)(void), const char *what, int want_status, double min_s
         _exit(2);
     }
     setpgid(pid, pid);
-    double start = now_s(), end = start + 6;
+    double start = t_now_s(), end = start + 6;
     int st = 0;
     pid_t r;
-    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && now_s() < end) {
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && t_now_s() < end) {
         struct timespec ts = { 0, 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
@@ -294,15 +287,15 @@ static int run(void (*fn)(void), const char *what, int want_status, double min_s
     if (!WIFEXITED(st) || WEXITSTATUS(st) != want_status) {
         fprintf(stderr, "%s: the process ended with %s %d after %.1f s, not status %d\n", what,
                 WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-                now_s() - start, want_status);
+                t_now_s() - start, want_status);
         return 1;
     }
-    if (now_s() - start < min_s) {
+    if (t_now_s() - start < min_s) {
         fprintf(stderr, "%s: the process ended after %.1f s, before its own exit at %.1f s\n", what,
-                now_s() - start, min_s);
+                t_now_s() - start, min_s);
         return 1;
     }
-    printf("%s: exited with %d after %.1f s\n", what, want_status, now_s() - start);
+    printf("%s: exited with %d after %.1f s\n", what, want_status, t_now_s() - start);
     return 0;
 }
 

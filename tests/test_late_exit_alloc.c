@@ -27,21 +27,6 @@ static void *handed[THREADS];
 static __thread int rounds;
 static __thread int my_index;
 
-static void statm(size_t *size, size_t *rss)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    CHECK(fd >= 0, "open /proc/self/statm");
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    CHECK(n > 0, "read /proc/self/statm");
-    buf[n] = '\0';
-    unsigned long s, r;
-    CHECK(sscanf(buf, "%lu %lu", &s, &r) == 2, "statm: %s", buf);
-    *size = s * (size_t)sysconf(_SC_PAGESIZE);
-    *rss = r * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 static void destructor(void *v)
 {
     if (++rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
@@ -93,13 +78,13 @@ int main(void)
     free_handed(0, 200);
     malloc_trim(0);
     size_t vm0, rss0;
-    statm(&vm0, &rss0);
+    t_statm(&vm0, &rss0);
     run_threads(200, THREADS);
     free_handed(200, THREADS);
     size_t vm1 = 0, rss1 = 0;
     for (int i = 0; i < 30; i++) {
         malloc_trim(0);
-        statm(&vm1, &rss1);
+        t_statm(&vm1, &rss1);
         if (rss1 <= rss0 + (16u << 20) && vm1 <= vm0 + (64u << 20)) break;
         struct timespec ts = { 0, 100 * 1000 * 1000 };
         nanosleep(&ts, NULL);

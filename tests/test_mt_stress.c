@@ -150,7 +150,7 @@ static void *worker(void *arg)
     static __thread item_t local[LOCAL];
     int nlocal = 0;
     pthread_barrier_wait(&start_line);
-    while (!atomic_load_explicit(&stop, memory_order_relaxed) && now_s() < deadline)
+    while (!atomic_load_explicit(&stop, memory_order_relaxed) && t_now_s() < deadline)
         for (int k = 0; k < 64; k++)
             step(&r, local, &nlocal);
     for (int i = 0; i < nlocal; i++)
@@ -169,7 +169,7 @@ static void *ephemeral(void *arg)
     int nlocal = 0;
     int steps = 500 + (int)rng_below(&r, 3000);
     for (int k = 0; k < steps; k++) {
-        if (k % 64 == 63 && now_s() > deadline)
+        if (k % 64 == 63 && t_now_s() > deadline)
             break;
         step(&r, local, &nlocal);
     }
@@ -197,7 +197,7 @@ int main(void)
     live_begin();
 
     static t_thread workers[MAX_WORKERS];
-    double end = now_s() + seconds;
+    double end = t_now_s() + seconds;
     deadline = end;
     CHECK(pthread_barrier_init(&start_line, NULL, (unsigned)nworkers + 1) == 0, "barrier");
     for (int i = 0; i < nworkers; i++)
@@ -206,7 +206,7 @@ int main(void)
 
     uint64_t seed = 1;
     unsigned long long waves = 0;
-    while (now_s() < end) {
+    while (t_now_s() < end) {
         t_thread eph[WAVE];
         for (int i = 0; i < WAVE; i++)
             t_thread_start(&eph[i], ephemeral, (void *)(uintptr_t)(seed++));

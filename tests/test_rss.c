@@ -21,28 +21,14 @@
 
 #include "testutil.h"
 
-static size_t rss_bytes(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    CHECK(fd >= 0, "open /proc/self/statm");
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    CHECK(n > 0, "read /proc/self/statm");
-    buf[n] = '\0';
-    unsigned long size, resident;
-    CHECK(sscanf(buf, "%lu %lu", &size, &resident) == 2, "statm: %s", buf);
-    return resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Waits (no allocator call) until RSS is at most target, up to 2 s. */
 static size_t wait_rss_below(size_t target)
 {
-    size_t r = rss_bytes();
+    size_t r = t_rss_bytes();
     for (int i = 0; i < 200 && r > target; i++) {
         struct timespec ts = { 0, 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);
-        r = rss_bytes();
+        r = t_rss_bytes();
     }
     return r;
 }
@@ -52,12 +38,12 @@ static size_t wait_rss_below(size_t target)
  * thread looks at slabs of exited threads every half second). */
 static size_t settled_rss(void)
 {
-    size_t low = rss_bytes();
+    size_t low = t_rss_bytes();
     int quiet = 0;
     for (int i = 0; i < 100 && quiet < 24; i++) {
         struct timespec ts = { 0, 50 * 1000 * 1000 };
         nanosleep(&ts, NULL);
-        size_t r = rss_bytes();
+        size_t r = t_rss_bytes();
         if (r < low) {
             low = r;
             quiet = 0;
@@ -95,7 +81,7 @@ static void test_free_all(void)
         total += size;
         n++;
     }
-    size_t peak = rss_bytes();
+    size_t peak = t_rss_bytes();
     for (size_t i = n - 1; i > 0; i--) {   /* shuffle, then free */
         size_t j = rng_below(&r, i + 1);
         void *t = blocks[i];
@@ -112,11 +98,11 @@ static void test_free_all(void)
 
 static void test_one_big_block(void)
 {
-    size_t before = rss_bytes();
+    size_t before = t_rss_bytes();
     char *p = malloc(512 * MiB);
     CHECK(p != NULL, "malloc(512 MiB)");
     memset(p, 1, 512 * MiB);
-    size_t peak = rss_bytes();
+    size_t peak = t_rss_bytes();
     free(p);
     size_t after = wait_rss_below(before + 16 * MiB);
     printf("512 MiB block: RSS before %zu MiB, peak %zu MiB, after free %zu MiB\n",
@@ -151,7 +137,7 @@ static void test_thread_rounds(void)
                 CHECK(pthread_create(&th[b], NULL, leave_blocks, handed[t + b]) == 0, "pthread_create");
             for (int b = 0; b < BATCH; b++) pthread_join(th[b], NULL);
         }
-        out[round] = rss_bytes();
+        out[round] = t_rss_bytes();
         for (int t = 0; t < THREADS_PER_ROUND; t++)
             for (int i = 0; i < BLOCKS_PER_THREAD; i++) free(handed[t][i]);
         if (round == 2 || round == 5) {
@@ -169,17 +155,17 @@ static void test_thread_rounds(void)
 
 static void test_trim(void)
 {
-    size_t before = rss_bytes();
+    size_t before = t_rss_bytes();
     enum { N = 200000 };
     static void *b[N];
     for (int i = 0; i < N; i++) {
         b[i] = malloc(16 + (size_t)(i % 64) * 16 + (i % 1000 == 0 ? 100000 : 0));
         memset(b[i], 3, 16);
     }
-    size_t peak = rss_bytes();
+    size_t peak = t_rss_bytes();
     for (int i = 0; i < N; i++) free(b[i]);
     malloc_trim(0);
-    size_t after = rss_bytes();
+    size_t after = t_rss_bytes();
     printf("malloc_trim: RSS before %zu MiB, peak %zu MiB, after trim %zu MiB\n",
            before / MiB, peak / MiB, after / MiB);
     CHECK(after <= before + 4 * MiB, "RSS %zu KiB after malloc_trim, %zu KiB at the start", after / 1024, before / 1024);
@@ -195,7 +181,7 @@ static void test_trim_fragmented(void)
     void **b = block_table(MAX_BLOCKS);
     rng_t r;
     rng_seed(&r, 7);
-    size_t before = rss_bytes(), total = 0, n = 0;
+    size_t before = t_rss_bytes(), total = 0, n = 0;
     while (total < 128 * MiB) {
         size_t size = 16 + rng_below(&r, 497);
         b[n] = malloc(size);
@@ -209,9 +195,9 @@ static void test_trim_fragmented(void)
         free(b[i]);
         b[i] = NULL;
     }
-    size_t most = rss_bytes();
+    size_t most = t_rss_bytes();
     malloc_trim(0);
-    size_t trimmed = rss_bytes();
+    size_t trimmed = t_rss_bytes();
     printf("trim after freeing 90%%: RSS before %zu MiB, with 10%% left %zu MiB, after trim %zu MiB\n",
            before / MiB, most / MiB, trimmed / MiB);
     CHECK(most - trimmed > (most - before) / 8, "malloc_trim gave back %zu of %zu MiB", (most - trimmed) / MiB,

@@ -52,13 +52,6 @@ static void sleep_ms(long ms)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Frees that give hakmem memory to purge: whole slabs of small blocks, and
  * large blocks into its cache. */
 static void churn(void)
@@ -214,14 +207,14 @@ static void start_fails(void *arg)
     sleep_ms(50);
     /* only this thread is filtered: the refuser answers for it */
     atomic_store(&listener, install_filter(SECCOMP_RET_USER_NOTIF, SECCOMP_FILTER_FLAG_NEW_LISTENER));
-    double t0 = now_s();
+    double t0 = t_now_s();
     for (int i = 0; i < 10000; i++) {
         char *p = malloc(t_size(64 << 10));
         CHECK(p != NULL, "malloc(64 KiB) %d", i);
         p[0] = 1;
         free(p);
     }
-    double secs = now_s() - t0;
+    double secs = t_now_s() - t0;
     int tries = atomic_load(&clone_tries);
     printf("10,000 frees in %.2f s: %d attempts to start the purge thread\n", secs, tries);
     CHECK(tries >= 1, "no attempt to start the purge thread was seen: the test saw nothing");

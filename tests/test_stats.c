@@ -95,26 +95,6 @@ static int child_overflow(void)
     return recurse(NULL);
 }
 
-typedef struct {
-    const char *mode, *setting;
-} rerun_args;
-
-static void rerun_body(void *p)
-{
-    rerun_args *a = p;
-    if (a->setting) putenv((char *)a->setting);
-    execl("/proc/self/exe", "/proc/self/exe", a->mode, (char *)NULL);
-    _exit(127);
-}
-
-/* Runs this program again with argv[1] = mode and the given environment
- * setting (NAME=VALUE or NULL), capturing its stderr. */
-static t_child rerun(const char *mode, const char *setting)
-{
-    rerun_args a = { mode, setting };
-    return t_run_child(rerun_body, &a);
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -127,33 +107,33 @@ int main(int argc, char **argv)
     }
     test_init("test_stats");
 
-    t_child r = rerun("stats", "HAKMEM_STATS=1");
+    t_child r = t_rerun("stats", "HAKMEM_STATS=1");
     CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "stats child failed: %s", r.err);
     CHECK(strstr(r.err, "hakmem statistics") != NULL, "no summary at exit: %s", r.err);
     CHECK(strstr(r.err, "3072\t1000\t400\t600\t1000") != NULL, "summary lacks the 3072-byte row: %s", r.err);
-    r = rerun("stats", NULL);
+    r = t_rerun("stats", NULL);
     CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "stats child (off) failed: %s", r.err);
     CHECK(strstr(r.err, "hakmem statistics") == NULL, "summary printed without HAKMEM_STATS: %s", r.err);
 
-    r = rerun("segv", NULL);
+    r = t_rerun("segv", NULL);
     CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "segv child status %#x: %s", r.status, r.err);
     CHECK(strstr(r.err, "crash report: SIGSEGV at address") != NULL, "no report: %s", r.err);
     CHECK(strstr(r.err, "is in SuperSlab") && strstr(r.err, "(8192 bytes), block"), "report lacks the block: %s", r.err);
     printf("segv report:\n%s", r.err);
 
-    r = rerun("abort", NULL);
+    r = t_rerun("abort", NULL);
     CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "abort child status %#x: %s", r.status, r.err);
     CHECK(strstr(r.err, "crash report: SIGABRT") != NULL, "no abort report: %s", r.err);
 
-    r = rerun("overflow", NULL);
+    r = t_rerun("overflow", NULL);
     CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "overflow child status %#x: %s", r.status, r.err);
     CHECK(strstr(r.err, "crash report: SIGSEGV at address") != NULL, "no report of a stack overflow: %s", r.err);
 
-    r = rerun("segv", "HAKMEM_CRASH_REPORT=0");
+    r = t_rerun("segv", "HAKMEM_CRASH_REPORT=0");
     CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "segv child (off) status %#x", r.status);
     CHECK(strstr(r.err, "crash report") == NULL, "report printed though off: %s", r.err);
 
-    r = rerun("segv-own", NULL);
+    r = t_rerun("segv-own", NULL);
     CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 42, "own handler child status %#x: %s", r.status, r.err);
     CHECK(strstr(r.err, "crash report") == NULL, "report printed over the program's handler: %s", r.err);
     printf("test_stats: ok\n");

@@ -86,22 +86,11 @@ static void big_block(void)
     free(p);
 }
 
-typedef struct {
-    const char *setting, *mode;
-} rerun_args;
-
-static void rerun_body(void *arg)
+/* 0 if this program run again with `setting` in its environment and
+ * argv[1] = mode passes. */
+static int check_in_child(const char *setting, const char *mode)
 {
-    rerun_args *a = arg;
-    if (a->setting) putenv((char *)a->setting);
-    execl("/proc/self/exe", "/proc/self/exe", a->mode, (char *)NULL);
-    _exit(127);
-}
-
-static int rerun(const char *setting, const char *mode)
-{
-    rerun_args a = { setting, mode };
-    t_child r = t_run_child(rerun_body, &a);
+    t_child r = t_rerun(mode, setting);
     if (r.err[0]) fprintf(stderr, "%s", r.err);
     return WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 ? 0 : 1;
 }
@@ -123,7 +112,8 @@ int main(int argc, char **argv)
         printf("test_thp_large: skipped: %s cannot be written (not root, or read-only sysfs)\n", THP_MODE);
         return 0;
     }
-    int bad = rerun(NULL, "small") + rerun("HAKMEM_THP=never", "small") + rerun("HAKMEM_THP=always", "big");
+    int bad = check_in_child(NULL, "small") + check_in_child("HAKMEM_THP=never", "small") +
+              check_in_child("HAKMEM_THP=always", "big");
     CHECK(write_mode(old) == 0, "could not put the THP mode back to %s", old);
     CHECK(bad == 0, "%d of 3 checks failed (see above)", bad);
     printf("test_thp_large: ok\n");

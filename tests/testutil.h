@@ -28,6 +28,7 @@
 #endif
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef __cplusplus
@@ -307,6 +309,59 @@ static T_UNUSED t_child t_run_child(void (*fn)(void *), void *arg)
     close(fds[0]);
     CHECK(waitpid(pid, &r.status, 0) == pid, "waitpid");
     return r;
+}
+
+/* ---- the test's own process ---------------------------------------------
+ * t_statm: address space and resident bytes, from /proc/self/statm with
+ * open and read (no allocation); t_rss_bytes: the resident part only;
+ * t_now_s: the monotonic clock in seconds. */
+static T_UNUSED void t_statm(size_t *size, size_t *rss)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    CHECK(fd >= 0, "open /proc/self/statm");
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    CHECK(n > 0, "read /proc/self/statm");
+    buf[n] = '\0';
+    unsigned long s, r;
+    CHECK(sscanf(buf, "%lu %lu", &s, &r) == 2, "statm: %s", buf);
+    *size = s * (size_t)sysconf(_SC_PAGESIZE);
+    *rss = r * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static T_UNUSED size_t t_rss_bytes(void)
+{
+    size_t size, rss;
+    t_statm(&size, &rss);
+    return rss;
+}
+
+static T_UNUSED double t_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* t_rerun: this program again, as a child with its stderr captured, with
+ * argv[1] = mode and one more environment setting (NAME=VALUE, or NULL). */
+typedef struct {
+    const char *mode, *setting;
+} t_rerun_args;
+
+static T_UNUSED void t_rerun_body(void *p)
+{
+    t_rerun_args *a = (t_rerun_args *)p;
+    if (a->setting) putenv((char *)a->setting);
+    execl("/proc/self/exe", "/proc/self/exe", a->mode, (char *)NULL);
+    _exit(127);
+}
+
+static T_UNUSED t_child t_rerun(const char *mode, const char *setting)
+{
+    t_rerun_args a = { mode, setting };
+    return t_run_child(t_rerun_body, &a);
 }
 
 /* ---- threads with stacks of our own --------------------------------------
