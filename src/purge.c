@@ -318,21 +318,30 @@ void _hak_purge_after_fork_child(void)
     if (atomic_load(&inline_due_ms) == 0) atomic_store(&inline_due_ms, _hak_now_ms());
 }
 
-/* A mapping failed: everything free that hakmem holds goes back (every
- * heap's spares to the pool, empty SuperSlabs, retained ones too, and the
- * cached large blocks are unmapped), for the caller's one retry. Not from
- * inside a pass, which holds the pass lock. */
+/* Everything free that no thread's lists hold goes back to the OS: blocks
+ * forwarded from heaps of exited threads (late heaps of ended threads
+ * reaped first), empty and retained SuperSlabs, dirty units, the free pages
+ * of abandoned slabs, cached large blocks. The pass lock is held. Returns
+ * the bytes given back. */
+static size_t give_back_free(void)
+{
+    _hak_heap_sweep_unowned();
+    size_t bytes = _hak_pool_trim() + _hak_large_cache_bytes();
+    _hak_large_cache_purge(0, 0);
+    return bytes;
+}
+
+/* A mapping failed: every heap's spares go to the pool and everything free
+ * goes back, for the caller's one retry. Not from inside a pass, which
+ * holds the pass lock. */
 void _hak_purge_release_all(void)
 {
     if (in_pass) return;
     int saved = errno;
     hak_lock(&pass_lock);
     in_pass = true;
-    _hak_heap_reap_late();
     _hak_heap_sweep_spares(_hak_now_ms(), 0);
-    _hak_heap_sweep_unowned();
-    _hak_pool_trim();
-    _hak_large_cache_purge(0, 0);
+    give_back_free();
     in_pass = false;
     hak_unlock(&pass_lock);
     errno = saved;
@@ -344,11 +353,8 @@ int _hak_trim(void)
     int saved = errno;
     hak_lock(&pass_lock);
     in_pass = true;
-    size_t released = _hak_heap_trim_thread(_hak_tl_heap);
-    _hak_heap_sweep_unowned();
-    released += _hak_pool_trim();
-    released += _hak_large_cache_bytes();
-    _hak_large_cache_purge(0, 0);
+    size_t released = _hak_heap_trim_thread(_hak_tl_heap);   /* first: its slabs go too */
+    released += give_back_free();
     in_pass = false;
     hak_unlock(&pass_lock);
     errno = saved;
