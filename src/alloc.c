@@ -151,7 +151,14 @@ void *_hak_realloc(void *p, size_t size)
     }
     uintptr_t v = hak_pagemap_get(p);
     if (v && !(v & HAK_MAP_LARGE)) {
-        size_t usable = hak_slab_of((hak_superslab *)v, p)->block_size;
+        hak_slab *s = hak_slab_of((hak_superslab *)v, p);
+        size_t usable = s->block_size;
+        if (usable == 0) {            /* a large block's run */
+            usable = _hak_run_usable(s, p);
+            if (usable == 0) _hak_fatal_ptr("realloc(): invalid pointer", p);
+            if (size > HAK_SMALL_MAX && _hak_run_resize(s, p, size)) return p;
+            return move_block(p, usable, size);
+        }
         /* stay in place unless it would waste more than half the block */
         if (size <= usable && size >= usable / 2) return p;
         return move_block(p, usable, size);
@@ -179,7 +186,10 @@ void *_hak_reallocarray(void *p, size_t count, size_t size)
 size_t _hak_usable_size(const void *p)
 {
     uintptr_t v = hak_pagemap_get(p);
-    if (v && !(v & HAK_MAP_LARGE)) return hak_slab_of((hak_superslab *)v, p)->block_size;
+    if (v && !(v & HAK_MAP_LARGE)) {
+        hak_slab *s = hak_slab_of((hak_superslab *)v, p);
+        return s->block_size ? s->block_size : _hak_run_usable(s, p);
+    }
     if (v) return _hak_large_usable((hak_large *)(v & ~HAK_MAP_LARGE), p);
     if (p && _hak_glibc_owns(p)) return _hak_glibc_usable_size((void *)p);
     return 0;
@@ -207,8 +217,10 @@ int hak_owns(const void *p)
     }
     hak_slab s;
     if (!read_safely(&s, hak_slab_of((hak_superslab *)v, p), sizeof s)) return 0;
+    if (s.block_size == 0)   /* a large block's run, if p is its start */
+        return s.run == s.unit + 1 && s.run_units != 0 && (const char *)p == (const char *)v + hak_unit_offset(s.unit);
     const char *start = (const char *)v + s.start_off;
-    if (s.block_size == 0 || (const char *)p < start) return 0;
+    if ((const char *)p < start) return 0;
     size_t off = (size_t)((const char *)p - start);
     return off % s.block_size == 0 && off / s.block_size < s.capacity;
 }

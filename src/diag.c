@@ -409,7 +409,7 @@ void _hak_debug_on_alloc(hak_slab *s, void *p)
 void _hak_debug_on_free(hak_slab *s, void *p)
 {
     size_t bs = s->block_size;
-    if (bs == 0) _hak_fatal_ptr("free(): pointer into unused memory", p);
+    if (bs == 0) return;   /* a large block's run, or a bad pointer: _hak_run_free */
     size_t off = (size_t)((char *)p - hak_slab_start(s));
     if ((char *)p < hak_slab_start(s) || off % bs != 0 || off / bs >= s->capacity)
         _hak_fatal_block("free(): interior pointer", p, bs);

@@ -6,7 +6,8 @@
  * atomic read-modify-write); a block of another thread's slab goes into the
  * calling thread's foreign cache, also without an atomic, and from there
  * back to its slab's remote list when the cache is flushed (slab.c); a large
- * block is unmapped or cached (large.c). A pointer
+ * block (a run of units in a SuperSlab, or its own mapping) goes back to
+ * the pool or the cache of mappings (large.c). A pointer
  * hakmem does not own is never dropped: a block glibc handed out goes back to
  * glibc, and anything else stops the process with a message (diag.c).
  */
@@ -31,12 +32,16 @@ static inline void push_foreign(hak_heap *heap, hak_slab *s, void *p)
         _hak_heap_flush_foreign(heap, cls);
 }
 
-/* The rest of the slab frees: statistics mode (every free comes here, see
- * stats.c), a pointer into a slab not in use, and threads with no heap yet,
- * which free straight to the slab's remote list. */
+/* The rest of the SuperSlab frees: statistics mode (every free comes here,
+ * see stats.c), a unit that holds no slab (a large block's run, or a bad
+ * pointer), and threads with no heap yet, which free straight to the
+ * slab's remote list. */
 static HAK_NOINLINE void free_remote(hak_slab *s, void *p)
 {
-    if (unlikely(s->block_size == 0)) _hak_fatal_ptr("free(): pointer into unused memory", p);
+    if (unlikely(s->block_size == 0)) {
+        _hak_run_free(s, p);
+        return;
+    }
     hak_heap *heap = _hak_tl_heap;
     if (_hak_stats_on) {
         _hak_stats_count_free(heap, s->cls);

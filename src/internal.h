@@ -160,8 +160,12 @@ typedef struct hak_slab {
      * slab changes owner or class, so other threads' frees never take this
      * line away from the owner's fast path, nor the owner's from theirs. */
     _Alignas(64) _Atomic(struct hak_heap *) owner_a;   /* owning heap; NULL when not owned */
-    uint32_t block_size;                 /* 0 while the slab is in the pool */
+    uint32_t block_size;                 /* 0 while the slab is in the pool, or in a run */
     uint8_t cls;                         /* size class */
+    uint8_t run;                         /* in a run (one large block over whole units,
+                                            large.c): its first unit + 1; else 0 */
+    uint8_t run_units;                   /* first unit of a run: units in it */
+    uint32_t run_usable;                 /* first unit of a run: bytes usable */
     uint32_t start_off;                  /* first block, from the SuperSlab base (an offset,
                                             so that no pointer to it stays behind for
                                             valgrind's leak check) */
@@ -220,6 +224,26 @@ static inline size_t hak_unit_offset(unsigned u)
 static inline size_t hak_unit_bytes(unsigned u)
 {
     return HAK_UNIT_SIZE - (u == 0 ? HAK_SS_HEADER_SIZE : 0) - (u == HAK_UNITS - 1 ? HAK_SS_GUARD : 0);
+}
+
+/* Large blocks up to this size are runs of whole units inside SuperSlabs
+ * (large.c); larger ones have their own mapping. */
+#define HAK_RUN_MAX        ((size_t)1 << 18)
+
+/* The block of the run whose first unit is s, and its bytes. */
+static inline char *hak_run_start(const hak_slab *s)
+{
+    return (char *)hak_ss_of_slab(s) + hak_unit_offset(s->unit);
+}
+static inline size_t hak_run_bytes(const hak_slab *s)
+{
+    unsigned end = (unsigned)s->unit + s->run_units;
+    return (size_t)end * HAK_UNIT_SIZE - hak_unit_offset(s->unit) - (end == HAK_UNITS ? HAK_SS_GUARD : 0);
+}
+/* Whether p is the block of a live run that s, p's unit, belongs to. */
+static inline bool hak_run_valid(const hak_slab *s, const void *p)
+{
+    return s->run == s->unit + 1 && s->run_units != 0 && (const char *)p == hak_run_start(s);
 }
 
 /* Header at the base of a large block's mapping. */
@@ -344,6 +368,8 @@ void  _hak_pool_lock(void);
 void  _hak_pool_unlock(void);
 void  _hak_pool_after_fork_child(void);
 void  _hak_pool_orphan_slabs(hak_heap *keep);
+hak_slab *_hak_pool_take_run(size_t size, bool unit_aligned, uint32_t *dirty);
+bool  _hak_pool_return_run(hak_slab *s);
 
 /* slab.c: the slab-level slow paths of one heap. */
 void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls);
@@ -418,13 +444,16 @@ void   _hak_large_free(hak_large *h, void *p);
 void  *_hak_large_realloc(hak_large *h, void *p, size_t size);
 size_t _hak_large_usable(hak_large *h, const void *p);
 bool   _hak_large_valid(hak_large *h, const void *p);
+void   _hak_run_free(hak_slab *s, void *p);
+size_t _hak_run_usable(hak_slab *s, const void *p);
+bool   _hak_run_resize(hak_slab *s, void *p, size_t size);
 
 /* stats.c: statistics (HAKMEM_STATS=1) and the crash report. */
 extern bool _hak_stats_on;
 void _hak_stats_count_alloc(hak_heap *heap, unsigned cls);
 void _hak_stats_count_free(hak_heap *heap, unsigned cls);
-void _hak_stats_large(long long blocks, long long bytes);
-size_t _hak_stats_large_bytes(void);   /* bytes mapped for live large blocks */
+void _hak_stats_large(long long blocks, long long bytes, bool run);
+size_t _hak_stats_large_mapped(void);  /* bytes of live large blocks' own mappings */
 void _hak_stats_purged(size_t bytes);
 void _hak_stats_init(void);
 void _hak_crash_report_install(void);

@@ -1,8 +1,24 @@
-/* large.c: blocks above the slab range (> 32 KiB), each in its own mapping,
- * and the cache of recently freed large mappings.
+/* large.c: blocks above the slab range (> 32 KiB), and the cache of
+ * recently freed large mappings.
  *
- * A large mapping is 2 MiB aligned and a whole number of 2 MiB chunks, like
- * a SuperSlab, so the owned-range map can name it exactly. Its header
+ * A large block takes one of two forms.
+ *
+ * Runs (up to HAK_RUN_MAX, 256 KiB): whole 128 KiB units of a SuperSlab,
+ * adjacent, taken from the pool as slabs are (superslab.c). The block starts
+ * at the first unit (after the header in unit 0), so it is page aligned,
+ * and unit aligned when asked for an alignment above a page. The units'
+ * descriptors mark the run (`run`, `run_units`, `run_usable`) and are no
+ * slab's (no owner, block size 0), so every free of such a block leaves the
+ * slab paths (free.c) for _hak_run_free, from any thread. A freed run's
+ * units are dirty units of the pool like a slab's, reused warm by the next
+ * slab or run, and given back to the OS by the purge passes. Packed this
+ * way, many blocks share one mapping and its page tables: what fork copies
+ * and the address space grow with the bytes in use, not with the number of
+ * blocks, as they did when each block took a 2 MiB mapping.
+ *
+ * Mappings (above 256 KiB, or aligned above 128 KiB): each block its own
+ * mapping, 2 MiB aligned and a whole number of 2 MiB chunks, like a
+ * SuperSlab, so the owned-range map can name it exactly. Its header
  * (hak_large) sits at the base; the user pointer is `offset` bytes further
  * (64, or the requested alignment). Only the pages written are backed by
  * memory, so the rounding costs address space, not RSS. realloc grows in
@@ -153,7 +169,81 @@ size_t _hak_large_cache_bytes(void)
     return __atomic_load_n(&cache_bytes, __ATOMIC_RELAXED);
 }
 
-/* ---- large blocks --------------------------------------------------------- */
+/* ---- runs ------------------------------------------------------------- */
+
+static size_t run_usable_for(const hak_slab *s, size_t size)
+{
+    size_t usable = hak_align_up(size, HAK_PAGE), bytes = hak_run_bytes(s);
+    return usable < bytes ? usable : bytes;
+}
+
+/* A block of size bytes (<= HAK_RUN_MAX) as a run; NULL when out of
+ * memory. Units that were never used or whose pages went back to the OS
+ * read as zero; calloc clears the part of the block in dirty ones. */
+static void *run_alloc(size_t size, size_t align, bool zero)
+{
+    uint32_t dirty;
+    hak_slab *s = _hak_pool_take_run(size, align > HAK_PAGE, &dirty);
+    if (s == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *p = hak_run_start(s);
+    s->run_usable = (uint32_t)run_usable_for(s, size);
+    hak_dbg_count(1);
+    hak_dbg_large(NULL, 0, p, s->run_usable);
+    _hak_stats_large(1, (long long)hak_run_bytes(s), true);
+    if (zero) {
+        for (unsigned u = s->unit; dirty >> u; u++) {
+            if (!(dirty >> u & 1)) continue;
+            char *from = (char *)hak_ss_of_slab(s) + hak_unit_offset(u);
+            char *to = (char *)hak_ss_of_slab(s) + (u + 1) * HAK_UNIT_SIZE;
+            if (to > p + size) to = p + size;
+            if (from < to) memset(from, 0, (size_t)(to - from));
+        }
+    }
+    return p;
+}
+
+size_t _hak_run_usable(hak_slab *s, const void *p)
+{
+    return hak_run_valid(s, p) ? s->run_usable : 0;
+}
+
+/* Free of p, a pointer into unit s that holds no slab: the block of a run,
+ * or a bad pointer. */
+void _hak_run_free(hak_slab *s, void *p)
+{
+    if (!hak_run_valid(s, p)) {
+        /* a unit in no use, freed at its start: most likely a run freed before */
+        bool again = !s->run && (char *)p == (char *)hak_ss_of_slab(s) + hak_unit_offset(s->unit);
+        _hak_fatal_ptr(s->run ? "free(): invalid pointer"
+                       : again ? "free(): double free detected"
+                               : "free(): pointer into unused memory", p);
+    }
+    int saved = errno;
+    size_t usable = s->run_usable, bytes = hak_run_bytes(s);
+    if (!_hak_pool_return_run(s)) _hak_fatal_ptr("free(): double free detected", p);
+    hak_dbg_route("large run", p);
+    hak_dbg_count(-1);
+    hak_dbg_large(p, usable, NULL, 0);
+    _hak_stats_large(-1, -(long long)bytes, true);
+    errno = saved;
+}
+
+/* realloc of a run to size bytes (> HAK_SMALL_MAX) in place, if the run
+ * holds it without wasting more than half of it. */
+bool _hak_run_resize(hak_slab *s, void *p, size_t size)
+{
+    size_t bytes = hak_run_bytes(s);
+    if (size > bytes || size <= bytes / 2) return false;
+    size_t old = s->run_usable;
+    s->run_usable = (uint32_t)run_usable_for(s, size);
+    hak_dbg_large(p, old, p, s->run_usable);
+    return true;
+}
+
+/* ---- mappings ------------------------------------------------------------ */
 
 /* A new mapping; when the OS refuses, once more after everything free that
  * hakmem holds went back. */
@@ -185,6 +275,7 @@ void *_hak_large_alloc(size_t size, size_t align, bool zero)
         errno = ENOMEM;
         return NULL;
     }
+    if (size <= HAK_RUN_MAX && align <= HAK_UNIT_SIZE) return run_alloc(size ? size : 1, align, zero);
     size_t offset = align > LARGE_OFFSET ? align : LARGE_OFFSET;
     if (size == 0) size = 1;   /* the block must lie inside its mapping */
     size_t map = hak_align_up(offset + size, HAK_SS_SIZE);
@@ -217,7 +308,7 @@ void *_hak_large_alloc(size_t size, size_t align, bool zero)
     set_usable(h, size);
     hak_dbg_count(1);
     hak_dbg_large(NULL, 0, (char *)h + offset, h->usable);
-    _hak_stats_large(1, (long long)h->map_size);
+    _hak_stats_large(1, (long long)h->map_size, false);
     _hak_purge_note_mapped();
     return (char *)h + offset;
 }
@@ -235,7 +326,7 @@ size_t _hak_large_usable(hak_large *h, const void *p)
 void _hak_large_free(hak_large *h, void *p)
 {
     hak_dbg_large(p, h->usable, NULL, 0);
-    _hak_stats_large(-1, -(long long)h->map_size);
+    _hak_stats_large(-1, -(long long)h->map_size, false);
     cache_put(h);
 }
 
@@ -247,7 +338,7 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
         if (new_map < old_map) {         /* give back whole chunks at the end */
             unmap_large((hak_large *)((char *)h + new_map), old_map - new_map);
             h->map_size = new_map;
-            _hak_stats_large(0, (long long)new_map - (long long)old_map);
+            _hak_stats_large(0, (long long)new_map - (long long)old_map, false);
         }
         size_t old_usable = h->usable;
         set_usable(h, size);
@@ -264,7 +355,7 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
         size_t old_usable = h->usable;
         set_usable(h, size);
         hak_dbg_large(p, old_usable, p, h->usable);
-        _hak_stats_large(0, (long long)(new_map - old_map));
+        _hak_stats_large(0, (long long)(new_map - old_map), false);
         _hak_purge_note_mapped();
         return p;
     }
@@ -289,7 +380,7 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
     size_t old_usable = nh->usable;
     set_usable(nh, size);
     hak_dbg_large(p, old_usable, (char *)nh + nh->offset, nh->usable);
-    _hak_stats_large(0, (long long)(new_map - old_map));
+    _hak_stats_large(0, (long long)(new_map - old_map), false);
     _hak_purge_note_mapped();
     return (char *)nh + nh->offset;
 }

@@ -18,8 +18,9 @@
  * give memory back (a slab to the pool, a large block to the cache): a pass
  * when the next piece is due, and a pass over everything as soon as the
  * memory kept free exceeds a bound derived from the program's peak (1/16 of
- * the most it ever had mapped, at least KEEP_MIN_BYTES), so a program that
- * frees most of what it built and then stops calling keeps at most that.
+ * the most it ever had mapped, at least KEEP_MIN_BYTES) and half of what is
+ * mapped now, so a program that frees most of what it built and then stops
+ * calling keeps at most that.
  *
  * Once a second thread has called into hakmem (the heap count of heap.c),
  * and HAKMEM_PURGE_THREAD allows it, the passes move to a purge thread,
@@ -108,12 +109,18 @@ static size_t kept_free_bytes(void)
     return _hak_pool_dirty_bytes() + _hak_large_cache_bytes();
 }
 
-/* SuperSlabs or large mappings grew: remember the peak the bound follows. */
-void _hak_purge_note_mapped(void)
+/* Bytes of SuperSlabs and large mappings (cached ones too) now. */
+static size_t mapped_now(void)
 {
     uint64_t ss, retained;
     _hak_pool_counts(&ss, &retained);
-    size_t now = (size_t)ss * HAK_SS_SIZE + _hak_stats_large_bytes() + _hak_large_cache_bytes();
+    return (size_t)ss * HAK_SS_SIZE + _hak_stats_large_mapped() + _hak_large_cache_bytes();
+}
+
+/* SuperSlabs or large mappings grew: remember the peak the bound follows. */
+void _hak_purge_note_mapped(void)
+{
+    size_t now = mapped_now();
     if (now > atomic_load_explicit(&peak_mapped, memory_order_relaxed))
         atomic_store_explicit(&peak_mapped, now, memory_order_relaxed);
 }
@@ -145,10 +152,13 @@ static uint64_t purge_pass(uint64_t now, uint64_t delay)
 }
 
 /* No purge thread: the calling thread runs the pass that is due, or one
- * over everything when the memory kept free is past the bound. */
+ * over everything when the memory kept free is past the bound and more
+ * than what is in use (so that a steady churn, whose free space between
+ * blocks is soon reused, is not given back and faulted in again). */
 static void purge_inline(void)
 {
-    bool over = kept_free_bytes() > keep_bound();
+    size_t kept = kept_free_bytes();
+    bool over = kept > keep_bound() && kept > mapped_now() / 2;
     uint64_t due = atomic_load_explicit(&inline_due_ms, memory_order_relaxed);
     uint64_t now = _hak_now_ms();
     if (!over && due != 0 && now < due) return;   /* 0: nothing pending, look now */

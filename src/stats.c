@@ -29,7 +29,7 @@ bool _hak_stats_on;
 static _Atomic uint64_t orphan_frees[HAK_CLASSES];   /* frees by threads with no heap */
 static _Atomic int64_t class_live[HAK_CLASSES];
 static _Atomic int64_t class_peak[HAK_CLASSES];
-static _Atomic int64_t large_live, large_bytes;
+static _Atomic int64_t large_live, large_bytes, run_bytes;
 static _Atomic uint64_t large_allocs, purged_bytes;
 
 static void bump(uint64_t *counter)
@@ -53,16 +53,20 @@ void _hak_stats_count_free(hak_heap *heap, unsigned cls)
     atomic_fetch_sub_explicit(&class_live[cls], 1, memory_order_relaxed);
 }
 
-void _hak_stats_large(long long blocks, long long bytes)
+/* run: the block is a run of units inside a SuperSlab, whose bytes count
+ * among the SuperSlabs' already. */
+void _hak_stats_large(long long blocks, long long bytes, bool run)
 {
     atomic_fetch_add_explicit(&large_live, blocks, memory_order_relaxed);
     atomic_fetch_add_explicit(&large_bytes, bytes, memory_order_relaxed);
+    if (run) atomic_fetch_add_explicit(&run_bytes, bytes, memory_order_relaxed);
     if (blocks > 0) atomic_fetch_add_explicit(&large_allocs, 1, memory_order_relaxed);
 }
 
-size_t _hak_stats_large_bytes(void)
+size_t _hak_stats_large_mapped(void)
 {
-    int64_t b = atomic_load_explicit(&large_bytes, memory_order_relaxed);
+    int64_t b = atomic_load_explicit(&large_bytes, memory_order_relaxed) -
+                atomic_load_explicit(&run_bytes, memory_order_relaxed);
     return b > 0 ? (size_t)b : 0;
 }
 
@@ -207,6 +211,14 @@ static void describe_address(const void *addr)
     /* the slab may change class or retire meanwhile: each field read once */
     uint32_t bs = __atomic_load_n(&s->block_size, __ATOMIC_RELAXED);
     const char *start = (const char *)ss + __atomic_load_n(&s->start_off, __ATOMIC_RELAXED);
+    uint8_t run = __atomic_load_n(&s->run, __ATOMIC_RELAXED);
+    if (bs == 0 && run != 0 && run <= HAK_UNITS) {
+        hak_slab *first = &ss->slabs[run - 1];
+        _hak_say("fault address %p is in large block %p (a run of %u units of SuperSlab %p, %u usable bytes)",
+                 addr, (void *)hak_run_start(first), (unsigned)__atomic_load_n(&first->run_units, __ATOMIC_RELAXED),
+                 (void *)ss, (unsigned)__atomic_load_n(&first->run_usable, __ATOMIC_RELAXED));
+        return;
+    }
     if (bs == 0 || (const char *)addr < start) {
         _hak_say("fault address %p is in SuperSlab %p, unit %zu, %s", addr, (void *)ss, unit,
                  (const char *)addr < (const char *)ss + HAK_SS_HEADER_SIZE ? "its header" : "not in use by any slab");

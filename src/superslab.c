@@ -71,7 +71,15 @@ static hak_superslab *ss_map(void)
 {
     hak_superslab *ss = _hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
     if (ss == NULL) return NULL;
+    long mapped = __atomic_add_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
+    /* auto: huge pages only once the heap is busy, so a small program never
+     * pays 2 MiB of resident memory for a few blocks. Advised before the
+     * first write: under the system's `always` mode, the header's first
+     * write would fault in a huge page for the whole SuperSlab. */
+    bool huge = _hak_opt.thp == HAK_THP_ALWAYS || (_hak_opt.thp == HAK_THP_AUTO && mapped > THP_BUSY_SUPERSLABS);
+    _hak_os_huge_pages(ss, HAK_SS_SIZE, huge);
     if (!_hak_pagemap_set(ss, HAK_SS_SIZE, (uintptr_t)ss)) {
+        __atomic_sub_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
         _hak_os_unmap(ss, HAK_SS_SIZE);
         return NULL;
     }
@@ -83,11 +91,7 @@ static hak_superslab *ss_map(void)
     ss_all = ss;
     _hak_pool_unlock();
     for (unsigned u = 0; u < HAK_UNITS; u++) ss->slabs[u].unit = (uint8_t)u;
-    long mapped = __atomic_add_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
-    /* auto: huge pages only once the heap is busy, so a small program never
-     * pays 2 MiB of resident memory for a few blocks */
-    ss->huge = _hak_opt.thp == HAK_THP_ALWAYS || (_hak_opt.thp == HAK_THP_AUTO && mapped > THP_BUSY_SUPERSLABS);
-    _hak_os_huge_pages(ss, HAK_SS_SIZE, ss->huge);
+    ss->huge = huge;
     _hak_purge_note_mapped();
     return ss;
 }
@@ -190,20 +194,47 @@ static void forget_dirty(hak_superslab *ss)
     ss->dirty_units = 0;
 }
 
-/* ---- taking and returning slabs -------------------------------------- */
+/* ---- taking and returning units ------------------------------------- */
 
-/* The free unit of ss to use next: a dirty one if any, since its pages are
- * likely resident already, so reusing it costs no new memory. */
-static unsigned pick_unit(hak_superslab *ss)
+static void unmap_list(hak_superslab *ss)
 {
-    uint32_t warm = ss->free_units & ss->dirty_units;
-    return (unsigned)__builtin_ctz(warm ? warm : ss->free_units);
+    while (ss) {
+        hak_superslab *next = ss->next;
+        ss_unmap(ss);
+        ss = next;
+    }
 }
 
-static hak_slab *claim_unit(hak_superslab *ss, unsigned unit)
+static hak_superslab *sweep_abandoned_locked(void);
+
+/* Where a run of n free units may start in ss (one bit per first unit),
+ * for a block of `size` bytes (0: a slab, which takes what one unit has);
+ * unit_aligned: the block must start on a unit boundary, so not in unit 0,
+ * whose first page(s) hold the header. */
+static uint32_t run_starts(uint32_t units, unsigned n, size_t size, bool unit_aligned)
+{
+    uint32_t m = units;
+    for (unsigned i = 1; i < n; i++) m &= units >> i;
+    if (size == 0) return m;
+    if (unit_aligned || n * HAK_UNIT_SIZE - HAK_SS_HEADER_SIZE < size) m &= ~1u;
+    if (n * HAK_UNIT_SIZE - HAK_SS_GUARD < size) m &= ~(1u << (HAK_UNITS - n));
+    return m;
+}
+
+/* The first unit of the n free ones of ss to use next, or -1: dirty ones
+ * if there are, since their pages are likely resident already, so reusing
+ * them costs no new memory. */
+static int pick_units(const hak_superslab *ss, unsigned n, size_t size, bool unit_aligned)
+{
+    uint32_t any = run_starts(ss->free_units, n, size, unit_aligned);
+    if (any == 0) return -1;
+    uint32_t warm = run_starts(ss->free_units & ss->dirty_units, n, size, unit_aligned);
+    return __builtin_ctz(warm ? warm : any);
+}
+
+static void claim_units(hak_superslab *ss, uint32_t units)
 {
     uint32_t was = ss->free_units;
-    uint32_t units = 1u << unit;
     ss->free_units &= ~units;
     claim_dirty(ss, units);
     if (was == ALL_UNITS) {
@@ -212,23 +243,73 @@ static hak_slab *claim_unit(hak_superslab *ss, unsigned unit)
         ss_push(&ss_partial, ss);
     }
     if (ss->free_units == 0) ss_remove(&ss_partial, ss);
-    return &ss->slabs[unit];
 }
 
-static hak_slab *take_unit_locked(void)
+/* A run needs n adjacent free units, which a SuperSlab in use may not
+ * have: this many on the partial list are looked at before an empty one. */
+#define RUN_SCAN 64
+
+/* n free units (size and unit_aligned as for run_starts), taken: the slab
+ * of the first, or NULL. *dirty: which of them were dirty. */
+static hak_slab *take_units_locked(unsigned n, size_t size, bool unit_aligned, uint32_t *dirty)
 {
-    if (ss_partial) return claim_unit(ss_partial, pick_unit(ss_partial));
-    if (ss_empty) return claim_unit(ss_empty, pick_unit(ss_empty));
+    hak_superslab *lists[2] = { ss_partial, ss_empty };
+    for (int l = 0; l < 2; l++) {
+        unsigned looked = 0;
+        for (hak_superslab *ss = lists[l]; ss && looked < RUN_SCAN; ss = ss->next, looked++) {
+            int first = pick_units(ss, n, size, unit_aligned);
+            if (first < 0) continue;
+            uint32_t units = (uint32_t)((1ull << n) - 1) << first;
+            *dirty = ss->dirty_units & units;
+            claim_units(ss, units);
+            return &ss->slabs[first];
+        }
+    }
     return NULL;
 }
 
-/* Give a slab's units back; returns a SuperSlab to unmap once unlocked. */
-static hak_superslab *release_units_locked(hak_slab *s)
+/* n free units, from the pool, else (after reclaiming what exited threads
+ * left behind) from a new SuperSlab. NULL when out of memory. */
+static hak_slab *take_units(unsigned n, size_t size, bool unit_aligned, uint32_t *dirty)
 {
-    hak_superslab *ss = hak_ss_of_slab(s);
+    _hak_pool_lock();
+    hak_slab *s = take_units_locked(n, size, unit_aligned, dirty);
+    _hak_pool_unlock();
+    if (s) return s;
+    _hak_heap_sweep_unowned();
+    _hak_pool_lock();
+    hak_superslab *dead = sweep_abandoned_locked();
+    s = take_units_locked(n, size, unit_aligned, dirty);
+    _hak_pool_unlock();
+    unmap_list(dead);
+    bool retried = false;
+    while (s == NULL) {
+        hak_superslab *ss = ss_map();
+        if (ss == NULL) {
+            /* out of address space or memory: give back what hakmem holds
+             * free (a spare may come back to the pool), retry once */
+            if (retried) return NULL;
+            retried = true;
+            _hak_purge_release_all();
+            _hak_pool_lock();
+            s = take_units_locked(n, size, unit_aligned, dirty);
+            _hak_pool_unlock();
+            continue;
+        }
+        _hak_pool_lock();
+        ss_push(&ss_empty, ss);
+        __atomic_add_fetch(&ss_empty_count, 1, __ATOMIC_RELAXED);
+        s = take_units_locked(n, size, unit_aligned, dirty);
+        _hak_pool_unlock();
+    }
+    return s;
+}
+
+/* Units of ss go back to the pool (their slab retired already); returns
+ * ss if it is to be unmapped once unlocked. */
+static hak_superslab *release_units_locked(hak_superslab *ss, uint32_t units)
+{
     uint32_t was = ss->free_units;
-    _hak_slab_retire(s);
-    uint32_t units = 1u << s->unit;
     ss->free_units |= units;
     if (was == 0) ss_push(&ss_partial, ss);
     if (ss->free_units == ALL_UNITS) {
@@ -246,6 +327,13 @@ static hak_superslab *release_units_locked(hak_slab *s)
     return NULL;
 }
 
+/* An empty slab's unit goes back to the pool. */
+static hak_superslab *release_slab_locked(hak_slab *s)
+{
+    _hak_slab_retire(s);
+    return release_units_locked(hak_ss_of_slab(s), 1u << s->unit);
+}
+
 /* Collect what other threads freed into abandoned slabs and give the empty
  * ones back, so memory of exited threads returns to the pool. */
 static hak_superslab *sweep_abandoned_locked(void)
@@ -258,7 +346,7 @@ static hak_superslab *sweep_abandoned_locked(void)
             _hak_slab_collect_remote(s);
             if (s->used == 0) {
                 _hak_slab_list_remove(&abandoned[c], s);
-                hak_superslab *ss = release_units_locked(s);
+                hak_superslab *ss = release_slab_locked(s);
                 if (ss) {           /* unmap later, outside the lock */
                     ss->next = to_unmap;
                     to_unmap = ss;
@@ -270,61 +358,23 @@ static hak_superslab *sweep_abandoned_locked(void)
     return to_unmap;
 }
 
-static void unmap_list(hak_superslab *ss)
-{
-    while (ss) {
-        hak_superslab *next = ss->next;
-        ss_unmap(ss);
-        ss = next;
-    }
-}
-
 /* A slab for class cls owned by heap: an abandoned one of that class if any
  * (its blocks still out stay counted in used), else fresh units. NULL when
  * out of memory. */
 hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
 {
-    hak_slab *s;
     _hak_pool_lock();
-    s = abandoned[cls].first;
+    hak_slab *s = abandoned[cls].first;
     if (s) {
         _hak_slab_list_remove(&abandoned[cls], s);
         atomic_store_explicit(&s->owner_a, heap->owner_tag, memory_order_release);
         _hak_pool_unlock();
         return s;
     }
-    s = take_unit_locked();
     _hak_pool_unlock();
-    if (s == NULL) {
-        /* Before mapping more, reclaim what exited threads left behind. */
-        _hak_heap_sweep_unowned();
-        _hak_pool_lock();
-        hak_superslab *dead = sweep_abandoned_locked();
-        s = take_unit_locked();
-        _hak_pool_unlock();
-        unmap_list(dead);
-        bool retried = false;
-        while (s == NULL) {
-            hak_superslab *ss = ss_map();
-            if (ss == NULL) {
-                /* out of address space or memory: give back what hakmem
-                 * holds free (a spare may come back to the pool), retry once */
-                if (retried) return NULL;
-                retried = true;
-                _hak_purge_release_all();
-                _hak_pool_lock();
-                s = take_unit_locked();
-                _hak_pool_unlock();
-                continue;
-            }
-            _hak_pool_lock();
-            ss_push(&ss_empty, ss);
-            __atomic_add_fetch(&ss_empty_count, 1, __ATOMIC_RELAXED);
-            s = take_unit_locked();
-            _hak_pool_unlock();
-        }
-    }
-    _hak_slab_init(s, heap, cls);
+    uint32_t dirty;
+    s = take_units(1, 0, false, &dirty);
+    if (s) _hak_slab_init(s, heap, cls);
     return s;
 }
 
@@ -332,10 +382,50 @@ hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
 void _hak_pool_return_slab(hak_slab *s)
 {
     _hak_pool_lock();
-    hak_superslab *dead = release_units_locked(s);
+    hak_superslab *dead = release_slab_locked(s);
     _hak_pool_unlock();
     if (dead) ss_unmap(dead);
     _hak_purge_after_free();
+}
+
+/* ---- runs --------------------------------------------------------------- */
+
+/* The units of a run for a large block of `size` bytes (large.c), marked as
+ * the run's: every one names the first in `run`, the first holds the count.
+ * They are no slab: no owner, block size 0, so every free of the block
+ * leaves the slab paths for large.c's. *dirty: which of them may hold old
+ * data. NULL when out of memory. */
+hak_slab *_hak_pool_take_run(size_t size, bool unit_aligned, uint32_t *dirty)
+{
+    unsigned n = (unsigned)((size + HAK_UNIT_SIZE - 1) / HAK_UNIT_SIZE);
+    hak_slab *s = take_units(n, size, unit_aligned, dirty);
+    if (s == NULL) return NULL;
+    hak_superslab *ss = hak_ss_of_slab(s);
+    _hak_pool_lock();   /* the fork child reads the marks under it */
+    for (unsigned u = s->unit; u < s->unit + n; u++) ss->slabs[u].run = (uint8_t)(s->unit + 1);
+    s->run_units = (uint8_t)n;
+    _hak_pool_unlock();
+    return s;
+}
+
+/* The run whose first unit is s goes back to the pool; false if it is not
+ * a live run (freed already). */
+bool _hak_pool_return_run(hak_slab *s)
+{
+    hak_superslab *ss = hak_ss_of_slab(s);
+    _hak_pool_lock();
+    unsigned n = s->run_units;
+    if (n == 0 || s->run != s->unit + 1) {
+        _hak_pool_unlock();
+        return false;
+    }
+    for (unsigned u = s->unit; u < s->unit + n; u++) ss->slabs[u].run = 0;
+    s->run_units = 0;
+    hak_superslab *dead = release_units_locked(ss, (uint32_t)((1ull << n) - 1) << s->unit);
+    _hak_pool_unlock();
+    if (dead) ss_unmap(dead);
+    _hak_purge_after_free();
+    return true;
 }
 
 /* ---- purging ------------------------------------------------------------ */
@@ -460,6 +550,7 @@ void _hak_pool_orphan_slabs(hak_heap *keep)
         for (unsigned u = 0; u < HAK_UNITS; u++) {
             if (ss->free_units >> u & 1) continue;
             hak_slab *s = &ss->slabs[u];
+            if (s->run) continue;   /* a large block: no thread's */
             hak_heap *owner = atomic_load_explicit(&s->owner_a, memory_order_relaxed);
             if (owner == keep->owner_tag) continue;
             if (owner == NULL) {
@@ -477,7 +568,7 @@ void _hak_pool_orphan_slabs(hak_heap *keep)
                 s->in_full = 0;
             }
             if (s->used == 0) {
-                hak_superslab *gone = release_units_locked(s);
+                hak_superslab *gone = release_slab_locked(s);
                 if (gone) {
                     gone->next = dead;
                     dead = gone;

@@ -53,10 +53,10 @@ run "no options"
 [ -s "$TMP/err" ] && fail "no options: stderr is not empty: $(cat "$TMP/err")"
 
 run "HAKMEM_SS_RETAIN=abc" HAKMEM_SS_RETAIN=abc
-one_line "HAKMEM_SS_RETAIN=abc" HAKMEM_SS_RETAIN abc 1048576 "default, 4"
+one_line "HAKMEM_SS_RETAIN=abc" HAKMEM_SS_RETAIN abc 1048576 "default, 16"
 
 run "HAKMEM_SS_RETAIN=2000000" HAKMEM_SS_RETAIN=2000000
-one_line "HAKMEM_SS_RETAIN=2000000" HAKMEM_SS_RETAIN 2000000 1048576 "default, 4"
+one_line "HAKMEM_SS_RETAIN=2000000" HAKMEM_SS_RETAIN 2000000 1048576 "default, 16"
 
 run "HAKMEM_THP=sometimes" HAKMEM_THP=sometimes
 one_line "HAKMEM_THP=sometimes" HAKMEM_THP sometimes auto always never
@@ -75,7 +75,7 @@ in_force() {
 
 # the defaults stay in force: HAKMEM_VERBOSE=1 lists the options in force
 run "verbose, bad values" HAKMEM_VERBOSE=1 HAKMEM_SS_RETAIN=abc HAKMEM_THP=sometimes HAKMEM_FREE_POLICY=7
-in_force SS_RETAIN 4
+in_force SS_RETAIN 16
 in_force THP auto
 in_force FREE_POLICY adaptive
 for w in 'HAKMEM_SS_RETAIN.*abc' 'HAKMEM_THP.*sometimes' 'HAKMEM_FREE_POLICY="?7'; do

@@ -6,7 +6,9 @@
  * block whose one byte is touched must not bring in a 2 MiB huge page:
  * under the default HAKMEM_THP=auto and under never. (Large blocks are
  * 2 MiB-aligned mappings of 2 MiB and had no advice: the touch faulted in
- * a huge page.) Under HAKMEM_THP=always a 4 MiB block that is written whole
+ * a huge page.) Nor a 100-byte block: a new SuperSlab is advised before
+ * its header is first written, which under `always` faulted in a huge page
+ * for the whole SuperSlab. Under HAKMEM_THP=always a 4 MiB block that is written whole
  * gets huge pages, so the check can see them at all. Where the mode cannot
  * be set the test says why and passes without checking.
  */
@@ -71,6 +73,12 @@ static void small_block(void)
     p[100] = 1;
     long kib = huge_kib(p);
     CHECK(kib == 0, "a 40 KiB block with one byte touched holds %ld KiB of huge pages", kib);
+    char *q = malloc(t_size(100));
+    CHECK(q != NULL, "malloc(100)");
+    q[0] = 1;
+    kib = huge_kib(q);
+    CHECK(kib == 0, "a 100-byte block holds %ld KiB of huge pages", kib);
+    free(q);
     free(p);
 }
 
