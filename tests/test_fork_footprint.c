@@ -67,7 +67,7 @@ static void check_all(void)
 
 /* In the child: everything the parent's threads held is usable and goes
  * back; realloc keeps the contents whether it stays or moves. */
-static void child_work(void)
+static void child_work(void *arg)
 {
     check_all();
     for (size_t i = 0; i < BLOCKS; i += 2) free(blocks[i]);
@@ -93,49 +93,25 @@ static void child_work(void)
     for (size_t i = 0; i < BLOCKS; i++) free(blocks[i]);
 }
 
-/* Runs fn in a child; returns its stderr's first line, and its status. */
-static int in_child(void (*fn)(void), char *line, size_t len)
-{
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        fn();
-        _exit(0);
-    }
-    close(fds[1]);
-    ssize_t n = read(fds[0], line, len - 1);
-    line[n > 0 ? n : 0] = 0;
-    char *nl = strchr(line, '\n');
-    if (nl) *nl = 0;
-    close(fds[0]);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-    return st;
-}
-
-static void free_interior(void)
+static void free_interior(void *arg)
 {
     char *p = malloc(200 << 10);
     free(p + 4096);
 }
 
-static void free_twice(void)
+static void free_twice(void *arg)
 {
     char *p = malloc(200 << 10);
     free(p);
     free(p);
 }
 
-static void expect_fatal(void (*fn)(void), const char *what)
+static void expect_fatal(void (*fn)(void *), const char *what)
 {
-    char line[512];
-    int st = in_child(fn, line, sizeof line);
-    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: child status %#x, said \"%s\"", what, st, line);
-    CHECK(strstr(line, what) != NULL, "expected \"%s\", got \"%s\"", what, line);
+    t_child r = t_run_child(fn, NULL);
+    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "%s: child status %#x, said \"%s\"", what, r.status,
+          r.err);
+    CHECK(strstr(r.err, what) != NULL, "expected \"%s\", got \"%s\"", what, r.err);
 }
 
 int main(void)
@@ -157,9 +133,8 @@ int main(void)
     CHECK(pte < asked_kib / 128 + 1024, "page tables +%ld KiB for %ld KiB of blocks", pte, asked_kib);
 
     /* fork while the threads hold blocks: the child frees them all */
-    char line[512];
-    int st = in_child(child_work, line, sizeof line);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x: %s", st, line);
+    t_child r = t_run_child(child_work, NULL);
+    CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "child status %#x: %s", r.status, r.err);
     check_all();
     for (size_t i = 0; i < BLOCKS; i++) free(blocks[i]);
 
