@@ -31,6 +31,15 @@ static _Atomic int64_t class_live[HAK_CLASSES];
 static _Atomic int64_t class_peak[HAK_CLASSES];
 static _Atomic int64_t large_live, large_bytes;
 static _Atomic uint64_t large_allocs, purged_bytes;
+static _Atomic int64_t large_peak, large_peak_bytes;   /* the most at once */
+
+static void raise_peak(_Atomic int64_t *peak, int64_t now)
+{
+    int64_t was = atomic_load_explicit(peak, memory_order_relaxed);
+    while (now > was && !atomic_compare_exchange_weak_explicit(peak, &was, now, memory_order_relaxed,
+                                                               memory_order_relaxed)) {
+    }
+}
 
 static void bump(uint64_t *counter)
 {
@@ -55,9 +64,23 @@ void _hak_stats_count_free(hak_heap *heap, unsigned cls)
 
 void _hak_stats_large(long long blocks, long long bytes)
 {
-    atomic_fetch_add_explicit(&large_live, blocks, memory_order_relaxed);
-    atomic_fetch_add_explicit(&large_bytes, bytes, memory_order_relaxed);
+    int64_t live = atomic_fetch_add_explicit(&large_live, blocks, memory_order_relaxed) + blocks;
+    int64_t mapped = atomic_fetch_add_explicit(&large_bytes, bytes, memory_order_relaxed) + bytes;
     if (blocks > 0) atomic_fetch_add_explicit(&large_allocs, 1, memory_order_relaxed);
+    if (bytes > 0) {
+        raise_peak(&large_peak, live);
+        raise_peak(&large_peak_bytes, mapped);
+    }
+}
+
+void _hak_stats_large_now(hak_large_figures *out)
+{
+    int64_t live = atomic_load_explicit(&large_live, memory_order_relaxed);
+    int64_t bytes = atomic_load_explicit(&large_bytes, memory_order_relaxed);
+    out->live = live > 0 ? (uint64_t)live : 0;
+    out->bytes = bytes > 0 ? (uint64_t)bytes : 0;
+    out->peak = (uint64_t)atomic_load_explicit(&large_peak, memory_order_relaxed);
+    out->peak_bytes = (uint64_t)atomic_load_explicit(&large_peak_bytes, memory_order_relaxed);
 }
 
 size_t _hak_stats_large_bytes(void)
