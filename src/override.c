@@ -4,8 +4,8 @@
  * too, so that code calling glibc's internal names directly also lands in
  * hakmem; glibc's introspection API (mallinfo2, malloc_stats, malloc_info,
  * mallopt) is answered by info.c under its plain names only, since hakmem
- * itself reaches glibc's mallopt as __libc_mallopt (diag.c). C++ operator
- * new and delete reach hakmem through malloc and free.
+ * itself reaches glibc's mallopt as __libc_mallopt (diag.c). C++'s
+ * operator new and delete are cxx.c's, exported directly.
  */
 #include <errno.h>
 #include <stddef.h>

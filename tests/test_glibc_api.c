@@ -17,6 +17,8 @@
  * - free_sized / free_aligned_sized: free the block; a wrong size or
  *   alignment stops the debug build with one line, and is not looked at
  *   by the release build.
+ * - operator new, called from this C program, which has no C++ runtime:
+ *   a failure says so in one line and aborts.
  * This program uses no C++: run.sh checks that it and libhakmem.so need
  * no libstdc++.
  */
@@ -355,6 +357,27 @@ static void test_free_sized_wrong(void)
     }
 }
 
+/* operator new is libhakmem's even in a C program, which has no C++
+ * runtime to throw with: a failing one says so and aborts */
+static void cxx_new_body(void *arg)
+{
+    void *(*op_new)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "_Znwm");
+    CHECK(op_new != NULL, "_Znwm not found in a C program");
+    void *p = op_new(t_size(100));
+    CHECK(p != NULL && owned(p), "operator new(100) = %p, not hakmem's", p);
+    free(p);
+    op_new(t_size(SIZE_MAX / 4));
+}
+
+static void test_cxx_new_from_c(void)
+{
+    CHECK(dlsym(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv") == NULL, "libstdc++ is loaded in this C program");
+    t_child r = t_run_child(cxx_new_body, NULL);
+    const char *want = "hakmem: operator new: out of memory, and std::bad_alloc cannot be thrown";
+    CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT && strncmp(r.err, want, strlen(want)) == 0,
+          "operator new(SIZE_MAX/4) from C: status %d, stderr:\n%s", r.status, r.err);
+}
+
 int main(int argc, char **argv)
 {
     test_init("test_glibc_api");
@@ -375,6 +398,7 @@ int main(int argc, char **argv)
     test_mallopt();
     test_free_sized_right();
     test_free_sized_wrong();
+    test_cxx_new_from_c();
     printf("test_glibc_api: ok\n");
     return 0;
 }
