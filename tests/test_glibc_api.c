@@ -17,6 +17,8 @@
  * - free_sized / free_aligned_sized: free the block; a wrong size or
  *   alignment stops the debug build with one line, and is not looked at
  *   by the release build.
+ * - mallinfo2 and malloc_info while 4 threads allocate and free each
+ *   other's blocks: possible figures, no fault.
  * - operator new, called from this C program, which has no C++ runtime:
  *   a failure says so in one line and aborts.
  * This program uses no C++: run.sh checks that it and libhakmem.so need
@@ -29,6 +31,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdatomic.h>
 
 typedef int (*stats_get_fn)(struct hak_stats *);
 typedef void (*free_sized_fn)(void *, size_t);
@@ -357,6 +360,58 @@ static void test_free_sized_wrong(void)
     }
 }
 
+/* ---- while other threads allocate ------------------------------------------------ */
+
+#define CHURN_THREADS 4
+#define CHURN_BLOCKS 100
+static void *_Atomic mailbox[CHURN_THREADS];
+static _Atomic int churn_stop;
+
+/* allocates batches and frees the batches of its neighbour: blocks of
+ * other threads' slabs, into its foreign cache and their remote lists */
+static void *churn(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    rng_t r;
+    rng_seed(&r, (uint64_t)me + 1);
+    while (!atomic_load(&churn_stop)) {
+        void **batch = malloc(CHURN_BLOCKS * sizeof(void *));
+        for (int i = 0; i < CHURN_BLOCKS; i++) batch[i] = malloc(t_size(1 + rng_below(&r, 6000)));
+        void **got = atomic_exchange(&mailbox[(me + 1) % CHURN_THREADS], batch);
+        if (got) {
+            for (int i = 0; i < CHURN_BLOCKS; i++) free(got[i]);
+            free(got);
+        }
+    }
+    return NULL;
+}
+
+static void test_with_threads(void)
+{
+    pthread_t th[CHURN_THREADS];
+    for (int t = 0; t < CHURN_THREADS; t++)
+        CHECK(pthread_create(&th[t], NULL, churn, (void *)(intptr_t)t) == 0, "pthread_create");
+    FILE *null = fopen("/dev/null", "w");
+    CHECK(null != NULL, "fopen /dev/null");
+    for (int i = 0; i < 300; i++) {
+        struct mallinfo2 m = mallinfo2();
+        CHECK(m.arena % (2 * MB) == 0 && m.uordblks + m.fordblks <= m.arena && m.fsmblks >= 16 * m.smblks,
+              "mallinfo2 with threads running: arena %zu uordblks %zu fordblks %zu smblks %zu fsmblks %zu", m.arena,
+              m.uordblks, m.fordblks, m.smblks, m.fsmblks);
+        if (i % 30 == 0) CHECK(malloc_info(0, null) == 0, "malloc_info with threads running");
+        usleep(1000);
+    }
+    fclose(null);
+    atomic_store(&churn_stop, 1);
+    for (int t = 0; t < CHURN_THREADS; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < CHURN_THREADS; t++) {
+        void **got = atomic_exchange(&mailbox[t], NULL);
+        if (!got) continue;
+        for (int i = 0; i < CHURN_BLOCKS; i++) free(got[i]);
+        free(got);
+    }
+}
+
 /* operator new is libhakmem's even in a C program, which has no C++
  * runtime to throw with: a failing one says so and aborts */
 static void cxx_new_body(void *arg)
@@ -399,6 +454,7 @@ int main(int argc, char **argv)
     test_free_sized_right();
     test_free_sized_wrong();
     test_cxx_new_from_c();
+    test_with_threads();
     printf("test_glibc_api: ok\n");
     return 0;
 }
