@@ -14,7 +14,8 @@ VARIANTS := release debug
 SAN_VARIANTS := asan tsan secure
 
 SRCS       := $(wildcard src/*.c)
-CORE_SRCS  := $(filter-out src/override.c,$(SRCS))
+# the standard names (malloc, ..., C++'s operator new): libhakmem only
+CORE_SRCS  := $(filter-out src/override.c src/cxx.c,$(SRCS))
 
 # -fno-builtin-*: stop gcc from turning our own calloc or realloc into calls to
 # themselves (malloc+memset -> calloc).
@@ -30,6 +31,8 @@ CFLAGS_asan    := $(CFLAGS_debug) -fsanitize=address,undefined -fno-sanitize-rec
 CFLAGS_tsan    := $(CFLAGS_debug) -fsanitize=thread
 LDFLAGS_asan   := -fsanitize=address,undefined
 LDFLAGS_tsan   := -fsanitize=thread
+# operator new's new-handler may throw: the exception unwinds through cxx.c
+CFLAGS_FILE_cxx := -fexceptions
 
 .PHONY: all test clean $(VARIANTS) $(SAN_VARIANTS)
 all: $(VARIANTS)
@@ -45,7 +48,7 @@ $(1): $$(LIBS_$(1))
 
 out/$(1)/obj/%.o: src/%.c Makefile
 	@mkdir -p $$(@D)
-	$$(CC) $$(BASE_CFLAGS) $$(CFLAGS_$(1)) -c $$< -o $$@
+	$$(CC) $$(BASE_CFLAGS) $$(CFLAGS_$(1)) $$(CFLAGS_FILE_$$*) -c $$< -o $$@
 
 out/$(1)/libhakmem.so: $$(OBJ_$(1))
 	$$(CC) -shared -pthread $$(LDFLAGS_$(1)) -Wl,-soname,libhakmem.so -Wl,-z,now -o $$@ $$^

@@ -12,6 +12,7 @@
 #ifndef HAKMEM_H
 #define HAKMEM_H
 
+#include <malloc.h>   /* struct mallinfo, struct mallinfo2 */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +41,23 @@ HAKMEM_EXPORT void  *hak_memalign(size_t alignment, size_t size);
 HAKMEM_EXPORT void  *hak_valloc(size_t size);
 HAKMEM_EXPORT void  *hak_pvalloc(size_t size);
 HAKMEM_EXPORT size_t hak_usable_size(const void *p);
+
+/* C23's sized frees: size (and alignment) as given to the allocation. The
+ * debug build stops the process on a size that cannot be the block's; the
+ * release build frees without looking at them. */
+HAKMEM_EXPORT void   hak_free_sized(void *p, size_t size);
+HAKMEM_EXPORT void   hak_free_aligned_sized(void *p, size_t alignment, size_t size);
+
+/* glibc's malloc-introspection API, answered with hakmem's figures (the
+ * README says what each field means here). mallinfo's int fields stop at
+ * INT_MAX. hak_malloc_stats prints to stderr; hak_malloc_info writes XML
+ * in glibc's schema (options must be 0: else -1 with errno EINVAL). */
+HAKMEM_EXPORT struct mallinfo2 hak_mallinfo2(void);
+HAKMEM_EXPORT struct mallinfo  hak_mallinfo(void);
+HAKMEM_EXPORT void hak_malloc_stats(void);
+HAKMEM_EXPORT int  hak_malloc_info(int options, FILE *fp);
+/* glibc's parameters (M_TRIM_THRESHOLD, ...): 1 if accepted, 0 if not. */
+HAKMEM_EXPORT int  hak_mallopt(int param, int value);
 
 /* 1 if p is the start of a live or free block in hakmem's memory, else 0.
  * Never faults, whatever p is. */

@@ -281,12 +281,15 @@ size_t _hak_glibc_usable_size(void *p)
 }
 
 /* libhakmem's constructor: glibc's malloc keeps every block it gives out
- * in its main arena, where _hak_glibc_owns can tell them. */
+ * in its main arena, where _hak_glibc_owns can tell them. Through glibc's
+ * own name for mallopt: the plain name is hakmem's in libhakmem. */
+extern int __libc_mallopt(int param, int value);
+
 void _hak_glibc_confine(void)
 {
     _hak_is_malloc = true;
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_ARENA_MAX, 1);
+    __libc_mallopt(M_MMAP_MAX, 0);
+    __libc_mallopt(M_ARENA_MAX, 1);
 }
 
 static HAK_TLS bool in_glibc_call;

@@ -370,6 +370,8 @@ void  _hak_pool_after_fork_child(void);
 void  _hak_pool_orphan_slabs(hak_heap *keep);
 hak_slab *_hak_pool_take_run(size_t size, bool unit_aligned, uint32_t *dirty);
 bool  _hak_pool_return_run(hak_slab *s);
+uint64_t _hak_pool_peak(void);
+uint64_t _hak_pool_each_unit(void (*fn)(void *arg, hak_superslab *ss, unsigned unit), void *arg);
 
 /* slab.c: the slab-level slow paths of one heap. */
 void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls);
@@ -454,6 +456,12 @@ void _hak_stats_count_alloc(hak_heap *heap, unsigned cls);
 void _hak_stats_count_free(hak_heap *heap, unsigned cls);
 void _hak_stats_large(long long blocks, long long bytes, bool run);
 size_t _hak_stats_large_mapped(void);  /* bytes of live large blocks' own mappings */
+typedef struct hak_large_figures {
+    uint64_t mapped, mapped_bytes;   /* large blocks with their own mapping now, its bytes */
+    uint64_t peak, peak_bytes;       /* the most of each at once */
+    uint64_t runs, run_bytes;        /* large blocks that are runs in SuperSlabs, their bytes */
+} hak_large_figures;
+void _hak_stats_large_now(hak_large_figures *out);
 void _hak_stats_purged(size_t bytes);
 void _hak_stats_init(void);
 void _hak_crash_report_install(void);
@@ -463,6 +471,31 @@ static inline void hak_heap_set_active(hak_heap *heap, unsigned cls, hak_slab *s
 {
     heap->active[cls] = s;
     if (!_hak_stats_on) heap->cur[cls] = &s->fl;
+}
+
+/* info.c: glibc's introspection API (mallinfo2, malloc_stats, malloc_info,
+ * mallopt) with hakmem's figures; override.c gives them glibc's names. */
+struct mallinfo2 _hak_mallinfo2(void);
+struct mallinfo _hak_mallinfo(void);
+void _hak_malloc_stats(void);
+int  _hak_malloc_info(int options, FILE *fp);
+int  _hak_mallopt(int param, int value);
+
+/* sized.c: free_sized and free_aligned_sized (C23), and the debug build's
+ * check of a size given back (those two and C++'s sized deletes, cxx.c):
+ * who names the call in the message; alignment 1 for none. */
+void _hak_free_sized(void *p, size_t size);
+void _hak_free_aligned_sized(void *p, size_t alignment, size_t size);
+#if HAK_DEBUG
+void _hak_check_size(const char *who, const void *p, size_t alignment, size_t size);
+#endif
+static inline void hak_dbg_sized(const char *who, const void *p, size_t alignment, size_t size)
+{
+#if HAK_DEBUG
+    _hak_check_size(who, p, alignment, size);
+#else
+    (void)who; (void)p; (void)alignment; (void)size;
+#endif
 }
 
 /* options.c */

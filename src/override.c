@@ -1,8 +1,11 @@
 /* override.c: the standard allocation symbols, for libhakmem.so and
  * libhakmem.a (not built into the prefix libraries). Each is one jump into
- * the front end. The __libc_ names are provided too, so that code calling
- * glibc's internal names directly also lands in hakmem. C++ operator new and
- * delete reach hakmem through malloc and free.
+ * the front end. The __libc_ names of the allocation functions are provided
+ * too, so that code calling glibc's internal names directly also lands in
+ * hakmem; glibc's introspection API (mallinfo2, malloc_stats, malloc_info,
+ * mallopt) is answered by info.c under its plain names only, since hakmem
+ * itself reaches glibc's mallopt as __libc_mallopt (diag.c). C++'s
+ * operator new and delete are cxx.c's, exported directly.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -64,3 +67,14 @@ HAK_API int posix_memalign(void **out, size_t a, size_t n) { return _hak_posix_m
 HAK_API void *aligned_alloc(size_t a, size_t n) { return _hak_aligned_alloc(a, n); }
 HAK_API size_t malloc_usable_size(void *p) { return _hak_usable_size(p); }
 HAK_API int malloc_trim(size_t pad) { (void)pad; return _hak_trim(); }
+
+/* C23 */
+HAK_API void free_sized(void *p, size_t n) { _hak_free_sized(p, n); }
+HAK_API void free_aligned_sized(void *p, size_t a, size_t n) { _hak_free_aligned_sized(p, a, n); }
+
+/* glibc's introspection API */
+HAK_API struct mallinfo2 mallinfo2(void) { return _hak_mallinfo2(); }
+HAK_API struct mallinfo mallinfo(void) { return _hak_mallinfo(); }
+HAK_API void malloc_stats(void) { _hak_malloc_stats(); }
+HAK_API int malloc_info(int options, FILE *fp) { return _hak_malloc_info(options, fp); }
+HAK_API int mallopt(int param, int value) { return _hak_mallopt(param, value); }

@@ -29,8 +29,19 @@ bool _hak_stats_on;
 static _Atomic uint64_t orphan_frees[HAK_CLASSES];   /* frees by threads with no heap */
 static _Atomic int64_t class_live[HAK_CLASSES];
 static _Atomic int64_t class_peak[HAK_CLASSES];
-static _Atomic int64_t large_live, large_bytes, run_bytes;
+/* Large blocks with their own mapping (map_) and runs inside SuperSlabs
+ * (run_), whose bytes count among the SuperSlabs' already. */
+static _Atomic int64_t map_live, map_bytes, run_live, run_bytes;
 static _Atomic uint64_t large_allocs, purged_bytes;
+static _Atomic int64_t map_peak, map_peak_bytes;   /* the most own mappings at once */
+
+static void raise_peak(_Atomic int64_t *peak, int64_t now)
+{
+    int64_t was = atomic_load_explicit(peak, memory_order_relaxed);
+    while (now > was && !atomic_compare_exchange_weak_explicit(peak, &was, now, memory_order_relaxed,
+                                                               memory_order_relaxed)) {
+    }
+}
 
 static void bump(uint64_t *counter)
 {
@@ -53,21 +64,42 @@ void _hak_stats_count_free(hak_heap *heap, unsigned cls)
     atomic_fetch_sub_explicit(&class_live[cls], 1, memory_order_relaxed);
 }
 
-/* run: the block is a run of units inside a SuperSlab, whose bytes count
- * among the SuperSlabs' already. */
+/* run: the block is a run of units inside a SuperSlab. */
 void _hak_stats_large(long long blocks, long long bytes, bool run)
 {
-    atomic_fetch_add_explicit(&large_live, blocks, memory_order_relaxed);
-    atomic_fetch_add_explicit(&large_bytes, bytes, memory_order_relaxed);
-    if (run) atomic_fetch_add_explicit(&run_bytes, bytes, memory_order_relaxed);
     if (blocks > 0) atomic_fetch_add_explicit(&large_allocs, 1, memory_order_relaxed);
+    if (run) {
+        atomic_fetch_add_explicit(&run_live, blocks, memory_order_relaxed);
+        atomic_fetch_add_explicit(&run_bytes, bytes, memory_order_relaxed);
+        return;
+    }
+    int64_t live = atomic_fetch_add_explicit(&map_live, blocks, memory_order_relaxed) + blocks;
+    int64_t mapped = atomic_fetch_add_explicit(&map_bytes, bytes, memory_order_relaxed) + bytes;
+    if (bytes > 0) {
+        raise_peak(&map_peak, live);
+        raise_peak(&map_peak_bytes, mapped);
+    }
+}
+
+static uint64_t positive(_Atomic int64_t *v)
+{
+    int64_t n = atomic_load_explicit(v, memory_order_relaxed);
+    return n > 0 ? (uint64_t)n : 0;
+}
+
+void _hak_stats_large_now(hak_large_figures *out)
+{
+    out->mapped = positive(&map_live);
+    out->mapped_bytes = positive(&map_bytes);
+    out->peak = positive(&map_peak);
+    out->peak_bytes = positive(&map_peak_bytes);
+    out->runs = positive(&run_live);
+    out->run_bytes = positive(&run_bytes);
 }
 
 size_t _hak_stats_large_mapped(void)
 {
-    int64_t b = atomic_load_explicit(&large_bytes, memory_order_relaxed) -
-                atomic_load_explicit(&run_bytes, memory_order_relaxed);
-    return b > 0 ? (size_t)b : 0;
+    return (size_t)positive(&map_bytes);
 }
 
 void _hak_stats_purged(size_t bytes)
@@ -116,8 +148,8 @@ int hak_stats_get(struct hak_stats *out)
     }
     _hak_pool_counts(&out->superslabs_mapped, &out->superslabs_retained);
     out->bytes_purged = atomic_load_explicit(&purged_bytes, memory_order_relaxed);
-    out->large_live = (uint64_t)atomic_load_explicit(&large_live, memory_order_relaxed);
-    out->large_live_bytes = (uint64_t)atomic_load_explicit(&large_bytes, memory_order_relaxed);
+    out->large_live = positive(&map_live) + positive(&run_live);
+    out->large_live_bytes = positive(&map_bytes) + positive(&run_bytes);
     out->large_allocs = atomic_load_explicit(&large_allocs, memory_order_relaxed);
     out->large_cached_bytes = _hak_large_cache_bytes();
     read_rss(&out->rss_bytes, &out->rss_peak_bytes);
@@ -246,7 +278,7 @@ static void crash_handler(int sig, siginfo_t *si, void *uc)
         uint64_t mapped, retained;
         _hak_pool_counts(&mapped, &retained);
         _hak_say("crash report: %llu SuperSlabs mapped, %lld large blocks live, %llu KiB purged so far",
-                 (unsigned long long)mapped, (long long)atomic_load(&large_live),
+                 (unsigned long long)mapped, (long long)(atomic_load(&map_live) + atomic_load(&run_live)),
                  (unsigned long long)(atomic_load(&purged_bytes) / 1024));
     }
 

@@ -37,6 +37,7 @@ static hak_superslab *ss_all;         /* every SuperSlab mapped */
 static size_t dirty_bytes;            /* bytes of dirty free units (written under the
                                          lock, atomically: read without it) */
 static long ss_mapped;                /* SuperSlabs mapped now */
+static long ss_peak;                  /* the most ever mapped at once */
 
 /* While slabs of exited threads hold blocks, the purge passes look at them
  * this often: other threads' frees into them wake no one. */
@@ -86,6 +87,10 @@ static hak_superslab *ss_map(void)
         __atomic_sub_fetch(&ss_mapped, 1, __ATOMIC_RELAXED);
         _hak_os_unmap(ss, HAK_SS_SIZE);
         return NULL;
+    }
+    long peak = __atomic_load_n(&ss_peak, __ATOMIC_RELAXED);
+    while (mapped > peak &&
+           !__atomic_compare_exchange_n(&ss_peak, &peak, mapped, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
     if (HAK_SS_GUARD) _hak_os_protect_none((char *)ss + HAK_SS_SIZE - HAK_SS_GUARD, HAK_SS_GUARD);
     ss->free_units = ALL_UNITS;   /* the rest of the header is zero from mmap */
@@ -537,6 +542,24 @@ void _hak_pool_counts(uint64_t *mapped, uint64_t *retained)
 size_t _hak_pool_dirty_bytes(void)
 {
     return __atomic_load_n(&dirty_bytes, __ATOMIC_RELAXED);
+}
+
+uint64_t _hak_pool_peak(void)
+{
+    return (uint64_t)__atomic_load_n(&ss_peak, __ATOMIC_RELAXED);
+}
+
+/* fn(arg, ss, unit) for every unit of every SuperSlab mapped, under the
+ * pool's lock (info.c's figures: fn only reads, and neither allocates nor
+ * locks). Returns how many SuperSlabs there were. */
+uint64_t _hak_pool_each_unit(void (*fn)(void *arg, hak_superslab *ss, unsigned unit), void *arg)
+{
+    uint64_t n = 0;
+    _hak_pool_lock();
+    for (hak_superslab *ss = ss_all; ss; ss = ss->all_next, n++)
+        for (unsigned u = 0; u < HAK_UNITS; u++) fn(arg, ss, u);
+    _hak_pool_unlock();
+    return n;
 }
 
 /* The child of fork: every slab in use that neither keep owns nor holds as

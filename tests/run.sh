@@ -8,7 +8,8 @@
 # tests/py_churn.py (preload only, with pymalloc and with
 # PYTHONMALLOC=malloc) and everyday programs (tests/progs.sh, preload only);
 # HAKMEM_* options seen by a preloaded program (tests/options_env.sh); a
-# check that libhakmem.so's TLS is initial-exec; and the bench_random_mixed
+# check that libhakmem.so's TLS is initial-exec, and that it and a C program
+# linked with it need no libstdc++ (no_libstdcxx); and the bench_random_mixed
 # regression case when the benchmark binaries exist. Once, as variant "all":
 # README.md's options table against src/options.c (tests/test_options_doc.sh)
 # and make install / uninstall into a temporary prefix (tests/test_install.sh).
@@ -171,6 +172,26 @@ for v in $VARIANTS_TO_RUN; do
         if readelf -lW "$lib" | grep -q "^ *TLS " && ! readelf -dW "$lib" | grep -q STATIC_TLS; then
             echo "$lib has TLS but no STATIC_TLS flag" >&2; exit 1
         fi' tls_model "out/$v/libhakmem.so"
+    # C++'s operator new and delete are libhakmem's own, written in C: the
+    # library, and a C program linked with it, need no libstdc++; the
+    # prefix library leaves them alone
+    run_case "$v" static no_libstdcxx plain bash -c '
+        lib=$1 prefix=$2 prog=$3
+        if readelf -dW "$lib" | grep "(NEEDED)" | grep -q "libstdc++"; then
+            echo "$lib needs libstdc++" >&2; exit 1
+        fi
+        if nm -D --undefined-only "$lib" | grep " _Z"; then
+            echo "$lib refers to the C++ symbols above" >&2; exit 1
+        fi
+        for sym in _Znwm _Znam _ZdlPv _ZdlPvm _ZnwmSt11align_val_t _ZdlPvmSt11align_val_t; do
+            nm -D --defined-only "$lib" | grep -q " T $sym\$" || { echo "$lib does not export $sym" >&2; exit 1; }
+        done
+        if nm -D --defined-only "$prefix" | grep " _Z"; then
+            echo "$prefix exports the C++ operators above" >&2; exit 1
+        fi
+        if ! ldd "$prog" | grep -q libhakmem.so || ldd "$prog" | grep -q "libstdc++"; then
+            echo "$prog: not linked with libhakmem.so alone:" >&2; ldd "$prog" >&2; exit 1
+        fi' no_libstdcxx "out/$v/libhakmem.so" "out/$v/libhakmem-prefix.so" "out/$v/tests/test_glibc_api_linked"
     for mode in linked preload; do
         for n in "${names[@]}"; do
             kind=plain

@@ -8,7 +8,8 @@
  * it to glibc (small: glibc hands the same address out again; large: its
  * mmapped-chunk count, mallinfo2().hblks, goes down); hak_free of a pointer
  * nobody allocated (stack, static array, a bare mmap) aborts with a message
- * naming the pointer.
+ * naming the pointer; hak_mallinfo2, hak_mallinfo, hak_malloc_info,
+ * hak_mallopt and the sized frees see hakmem's blocks, not glibc's.
  */
 #define _GNU_SOURCE
 #include "testutil.h"
@@ -276,6 +277,52 @@ static void check_no_handlers(const char *when)
     }
 }
 
+/* The hak_ equivalents of glibc's introspection API and of the sized
+ * frees report hakmem's blocks and nothing of glibc's, whose own mallinfo2
+ * and mallopt stay glibc's. */
+static void test_introspection(void)
+{
+    struct mallinfo2 h0 = hak_mallinfo2(), g0 = mallinfo2();
+    static void *b[200];
+    size_t usable = 0;
+    for (int i = 0; i < 200; i++) {
+        b[i] = hak_malloc(t_size(3000));
+        usable += hak_usable_size(b[i]);
+    }
+    void *g = malloc(t_size(3000));
+    struct mallinfo2 h1 = hak_mallinfo2(), g1 = mallinfo2();
+    CHECK(h1.uordblks - h0.uordblks == usable, "hak_mallinfo2: uordblks %zu -> %zu for %zu bytes of hak_malloc",
+          h0.uordblks, h1.uordblks, usable);
+    CHECK(g1.uordblks - g0.uordblks >= 3000 && g1.uordblks - g0.uordblks < 3000 + 64,
+          "glibc's mallinfo2 moved by %zu for one malloc(3000) and 200 hak_mallocs", g1.uordblks - g0.uordblks);
+    CHECK(h1.arena >= h1.uordblks && h1.arena % (2u << 20) == 0, "hak_mallinfo2: arena %zu", h1.arena);
+    CHECK(hak_mallinfo().uordblks == (int)h1.uordblks, "hak_mallinfo differs from hak_mallinfo2");
+    free(g);
+    for (int i = 0; i < 200; i++) hak_free_sized(b[i], 3000);
+    CHECK(hak_mallinfo2().uordblks == h0.uordblks, "hak_free_sized did not free the blocks");
+    void *a = hak_aligned_alloc(256, t_size(1000));
+    hak_free_aligned_sized(a, 256, 1000);
+    CHECK(hak_mallinfo2().uordblks == h0.uordblks, "hak_free_aligned_sized did not free the block");
+
+    CHECK(hak_mallopt(M_MXFAST, 161) == 0 && hak_mallopt(M_MXFAST, 64) == 1 && hak_mallopt(12345, 1) == 0,
+          "hak_mallopt's return values");
+    char path[] = "/tmp/hakmem-prefix-info.XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    FILE *f = fdopen(fd, "w+");
+    errno = 0;
+    CHECK(hak_malloc_info(1, f) == -1 && errno == EINVAL, "hak_malloc_info(1, f): not -1 and EINVAL");
+    CHECK(hak_malloc_info(0, f) == 0, "hak_malloc_info(0, f)");
+    rewind(f);
+    static char xml[65536];
+    size_t n = fread(xml, 1, sizeof xml - 1, f);
+    xml[n] = '\0';
+    fclose(f);
+    unlink(path);
+    CHECK(strncmp(xml, "<malloc version=\"1\">\n<heap nr=\"0\">", 29) == 0 && strstr(xml, "</malloc>\n") != NULL,
+          "hak_malloc_info wrote:\n%s", xml);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -295,6 +342,7 @@ int main(void)
     test_side_by_side();
     test_threads();
     test_invalid_free();
+    test_introspection();
     early = hak_realloc(early, t_size(3000));
     CHECK(early != NULL && hak_owns(early) == 1, "hak_realloc of a glibc block from before hakmem's first use");
     CHECK(check_bytes(early, 1000, 77) == 1000, "hak_realloc of a glibc block lost its bytes");

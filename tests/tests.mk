@@ -13,7 +13,9 @@
 #   tests/unit_N.c   -> unit_N, linked only, with libhakmem.a and -Isrc
 #                       (unit tests may use internal headers)
 # Other cases run.sh runs: python3 tests/py_churn.py, tests/progs.sh and
-# tests/options_env.sh (preloaded), a TLS-model check of libhakmem.so,
+# tests/options_env.sh (preloaded), a TLS-model check of libhakmem.so and
+# one that it needs no libstdc++ (test_glibc_api runs
+# tests/check_malloc_info.py itself),
 # bench_random_mixed; and once: tests/test_options_doc.sh (README's options
 # table against src/options.c, read with unit_options --dump) and
 # tests/test_install.sh (make install/uninstall; builds tests/install_probe.c
