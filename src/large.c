@@ -26,9 +26,11 @@
  * moves the pages with mremap: nothing is copied.
  *
  * The cache keeps freed mappings (at most HAKMEM_LARGE_CACHE_KB in all) for
- * new large requests: the smallest that fits is taken and its surplus
- * chunks unmapped. The purge passes (purge.c) unmap entries left unused past
- * the purge delay. A cached mapping stays in the owned-range map with offset
+ * new large requests, whose pages would otherwise be faulted in (and
+ * zeroed by the kernel) again: the smallest that fits is taken and its
+ * surplus chunks stay cached as a mapping of their own; when none fits,
+ * the largest grows (cache_take). The purge passes (purge.c) unmap entries
+ * left unused past the purge delay. A cached mapping stays in the owned-range map with offset
  * 0, which no user pointer can match: a free of a stale pointer into it is
  * refused.
  */
@@ -50,6 +52,8 @@ static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_entry cache[CACHE_SLOTS];   /* cache[0..cache_n) (large_lock) */
 static unsigned cache_n;
 static size_t cache_bytes;
+static uint64_t last_take_ms;            /* when a large block was last asked for */
+#define CHURN_KEEP_MS 1000
 
 void _hak_large_lock(void) { hak_lock(&large_lock); }
 void _hak_large_unlock(void) { hak_unlock(&large_lock); }
@@ -92,27 +96,55 @@ static hak_large *cache_remove_locked(unsigned i)
     return h;
 }
 
-/* The smallest cached mapping of at least map bytes, cut down to map. */
+static hak_large *grow_mapping(hak_large *h, size_t new_map);
+
+/* A mapping of map bytes from the cache, NULL if it is empty. Freed pages
+ * are worth keeping: a program that replaces large blocks would otherwise
+ * fault every page of each new one in again. So the smallest mapping that
+ * holds map is taken and its surplus chunks stay cached as a mapping of
+ * their own; when none is big enough, the largest grows (mremap: its pages
+ * stay, only the rest is new). */
 static hak_large *cache_take(size_t map)
 {
+    __atomic_store_n(&last_take_ms, _hak_now_ms(), __ATOMIC_RELAXED);
     _hak_large_lock();
-    unsigned best = CACHE_SLOTS;
-    for (unsigned i = 0; i < cache_n; i++)
-        if (cache[i].h->map_size >= map && (best == CACHE_SLOTS || cache[i].h->map_size < cache[best].h->map_size))
-            best = i;
+    unsigned best = CACHE_SLOTS, largest = CACHE_SLOTS;
+    for (unsigned i = 0; i < cache_n; i++) {
+        size_t have = cache[i].h->map_size;
+        if (have >= map && (best == CACHE_SLOTS || have < cache[best].h->map_size)) best = i;
+        if (largest == CACHE_SLOTS || have > cache[largest].h->map_size) largest = i;
+    }
+    if (best == CACHE_SLOTS) best = largest;
     hak_large *h = NULL;
     uint64_t freed = 0;
     if (best != CACHE_SLOTS) {
         freed = cache[best].freed_ms;
         h = cache_remove_locked(best);
+        if (h->map_size > map) {
+            /* the tail, whole chunks, is a cached mapping again */
+            hak_large *tail = (hak_large *)((char *)h + map);
+            tail->map_size = h->map_size - map;
+            tail->offset = 0;
+            tail->dirty_end = h->dirty_end > map ? h->dirty_end - map : 0;
+            tail->thp = h->thp;
+            _hak_pagemap_set(tail, tail->map_size, (uintptr_t)tail | HAK_MAP_LARGE);   /* its leaves exist */
+            cache[cache_n++] = (cache_entry){ tail, freed };
+            __atomic_add_fetch(&cache_bytes, tail->map_size, __ATOMIC_RELAXED);
+            h->map_size = map;
+            if (h->dirty_end > map) h->dirty_end = map;
+        }
     }
     _hak_large_unlock();
     if (h == NULL) return NULL;
     _hak_purge_note_reuse(_hak_now_ms() - freed);
-    if (h->map_size > map) {
-        release_cached((hak_large *)((char *)h + map), h->map_size - map);
+    if (h->map_size < map) {
+        hak_large *grown = grow_mapping(h, map);
+        if (grown == NULL) {
+            release_cached(h, h->map_size);
+            return NULL;
+        }
+        h = grown;
         h->map_size = map;
-        if (h->dirty_end > map) h->dirty_end = map;
     }
     return h;
 }
@@ -144,12 +176,18 @@ static void cache_put(hak_large *h)
 }
 
 /* Unmap cached mappings unused for delay_ms or more; returns when the next
- * one is due (UINT64_MAX if the cache is empty). */
+ * one is due (UINT64_MAX if the cache is empty). While the program is
+ * taking large blocks (one asked for within delay_ms), a cached mapping
+ * stays at least CHURN_KEEP_MS: in a churn of blocks of varying sizes the
+ * surplus of one split waits for a request it fits, which comes later
+ * than the program's usual reuse interval. delay_ms 0: all of them. */
 uint64_t _hak_large_cache_purge(uint64_t now, uint64_t delay_ms)
 {
     hak_large *dropped[CACHE_SLOTS];
     unsigned n = 0;
     uint64_t next = UINT64_MAX;
+    uint64_t asked = __atomic_load_n(&last_take_ms, __ATOMIC_RELAXED);
+    if (delay_ms != 0 && delay_ms < CHURN_KEEP_MS && now >= asked && now - asked < delay_ms) delay_ms = CHURN_KEEP_MS;
     _hak_large_lock();
     for (unsigned i = 0; i < cache_n;) {
         if (now - cache[i].freed_ms >= delay_ms || now < cache[i].freed_ms) {
@@ -330,34 +368,20 @@ void _hak_large_free(hak_large *h, void *p)
     cache_put(h);
 }
 
-void *_hak_large_realloc(hak_large *h, void *p, size_t size)
+/* Mapping h made new_map bytes long (larger): in place if the kernel can,
+ * else its pages move to a fresh range (nothing is copied). Returns where
+ * it is now, NULL (errno ENOMEM, h as it was) if it cannot grow. The
+ * caller sets map_size. */
+static hak_large *grow_mapping(hak_large *h, size_t new_map)
 {
     size_t old_map = h->map_size;
-    size_t new_map = hak_align_up(h->offset + size, HAK_SS_SIZE);
-    if (new_map <= old_map) {
-        if (new_map < old_map) {         /* give back whole chunks at the end */
-            unmap_large((hak_large *)((char *)h + new_map), old_map - new_map);
-            h->map_size = new_map;
-            _hak_stats_large(0, (long long)new_map - (long long)old_map, false);
-        }
-        size_t old_usable = h->usable;
-        set_usable(h, size);
-        hak_dbg_large(p, old_usable, p, h->usable);
-        return p;
-    }
     if (_hak_os_grow_in_place(h, old_map, new_map)) {
         if (!_hak_pagemap_set((char *)h + old_map, new_map - old_map, (uintptr_t)h | HAK_MAP_LARGE)) {
             _hak_os_unmap((char *)h + old_map, new_map - old_map);
             errno = ENOMEM;
             return NULL;
         }
-        h->map_size = new_map;
-        size_t old_usable = h->usable;
-        set_usable(h, size);
-        hak_dbg_large(p, old_usable, p, h->usable);
-        _hak_stats_large(0, (long long)(new_map - old_map), false);
-        _hak_purge_note_mapped();
-        return p;
+        return h;
     }
     char *dest = map_fresh(new_map, map_align(h->offset));
     if (dest == NULL) return NULL;
@@ -376,11 +400,28 @@ void *_hak_large_realloc(hak_large *h, void *p, size_t size)
         return NULL;
     }
     _hak_pagemap_set(nh, new_map, (uintptr_t)nh | HAK_MAP_LARGE);
-    nh->map_size = new_map;
-    size_t old_usable = nh->usable;
-    set_usable(nh, size);
-    hak_dbg_large(p, old_usable, (char *)nh + nh->offset, nh->usable);
-    _hak_stats_large(0, (long long)(new_map - old_map), false);
-    _hak_purge_note_mapped();
-    return (char *)nh + nh->offset;
+    return nh;
+}
+
+void *_hak_large_realloc(hak_large *h, void *p, size_t size)
+{
+    size_t old_map = h->map_size;
+    size_t new_map = hak_align_up(h->offset + size, HAK_SS_SIZE);
+    if (new_map < old_map) {         /* give back whole chunks at the end */
+        unmap_large((hak_large *)((char *)h + new_map), old_map - new_map);
+        h->map_size = new_map;
+        _hak_stats_large(0, (long long)new_map - (long long)old_map, false);
+    } else if (new_map > old_map) {
+        hak_large *nh = grow_mapping(h, new_map);
+        if (nh == NULL) return NULL;
+        h = nh;
+        h->map_size = new_map;
+        _hak_stats_large(0, (long long)(new_map - old_map), false);
+        _hak_purge_note_mapped();
+    }
+    void *np = (char *)h + h->offset;
+    size_t old_usable = h->usable;
+    set_usable(h, size);
+    hak_dbg_large(p, old_usable, np, h->usable);
+    return np;
 }
