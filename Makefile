@@ -16,6 +16,9 @@ SAN_VARIANTS := asan tsan secure
 SRCS       := $(wildcard src/*.c)
 # the standard names (malloc, ..., C++'s operator new): libhakmem only
 CORE_SRCS  := $(filter-out src/override.c src/cxx.c,$(SRCS))
+# compiled twice: libhakmem's copies also define malloc, free, ... as
+# aliases of the functions themselves (-DHAK_STD_NAMES)
+STD_SRCS   := src/alloc.c src/free.c
 
 # -fno-builtin-*: stop gcc from turning our own calloc or realloc into calls to
 # themselves (malloc+memset -> calloc).
@@ -39,7 +42,8 @@ all: $(VARIANTS)
 
 # $(1) = variant
 define VARIANT_RULES
-OBJ_$(1)      := $$(patsubst src/%.c,out/$(1)/obj/%.o,$$(SRCS))
+OBJ_$(1)      := $$(patsubst src/%.c,out/$(1)/obj/%.o,$$(filter-out $$(STD_SRCS),$$(SRCS))) \
+                 $$(patsubst src/%.c,out/$(1)/obj/std/%.o,$$(STD_SRCS))
 CORE_OBJ_$(1) := $$(patsubst src/%.c,out/$(1)/obj/%.o,$$(CORE_SRCS))
 LIBS_$(1)     := out/$(1)/libhakmem.so out/$(1)/libhakmem.a \
                  out/$(1)/libhakmem-prefix.so out/$(1)/libhakmem-prefix.a
@@ -50,6 +54,10 @@ out/$(1)/obj/%.o: src/%.c Makefile
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE_CFLAGS) $$(CFLAGS_$(1)) $$(CFLAGS_FILE_$$*) -c $$< -o $$@
 
+out/$(1)/obj/std/%.o: src/%.c Makefile
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) $$(CFLAGS_$(1)) -DHAK_STD_NAMES -c $$< -o $$@
+
 out/$(1)/libhakmem.so: $$(OBJ_$(1))
 	$$(CC) -shared -pthread $$(LDFLAGS_$(1)) -Wl,-soname,libhakmem.so -Wl,-z,now -o $$@ $$^
 out/$(1)/libhakmem.a: $$(OBJ_$(1))
@@ -59,7 +67,7 @@ out/$(1)/libhakmem-prefix.so: $$(CORE_OBJ_$(1))
 out/$(1)/libhakmem-prefix.a: $$(CORE_OBJ_$(1))
 	rm -f $$@ && ar rcs $$@ $$^
 
--include $$(OBJ_$(1):.o=.d)
+-include $$(patsubst %.o,%.d,$$(sort $$(OBJ_$(1)) $$(CORE_OBJ_$(1))))
 endef
 $(foreach v,$(VARIANTS) $(SAN_VARIANTS),$(eval $(call VARIANT_RULES,$(v))))
 

@@ -249,3 +249,16 @@ HAK_PUBLIC_ALIAS(hak_memalign, _hak_memalign);
 HAK_PUBLIC_ALIAS(hak_valloc, _hak_valloc);
 HAK_PUBLIC_ALIAS(hak_pvalloc, _hak_pvalloc);
 HAK_PUBLIC_ALIAS(hak_usable_size, _hak_usable_size);
+
+HAK_STD_ALIAS(malloc, _hak_malloc);
+HAK_STD_ALIAS(calloc, _hak_calloc);
+HAK_STD_ALIAS(realloc, _hak_realloc);
+HAK_STD_ALIAS(memalign, _hak_memalign);
+HAK_STD_ALIAS(valloc, _hak_valloc);
+HAK_STD_ALIAS(pvalloc, _hak_pvalloc);
+HAK_STD_ALIAS(__libc_malloc, _hak_malloc);
+HAK_STD_ALIAS(__libc_calloc, _hak_calloc);
+HAK_STD_ALIAS(__libc_realloc, _hak_realloc);
+HAK_STD_ALIAS(__libc_memalign, _hak_memalign);
+HAK_STD_ALIAS(__libc_valloc, _hak_valloc);
+HAK_STD_ALIAS(__libc_pvalloc, _hak_pvalloc);

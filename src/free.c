@@ -128,3 +128,6 @@ void _hak_free(void *p)
 }
 
 HAK_PUBLIC_ALIAS(hak_free, _hak_free);
+HAK_STD_ALIAS(free, _hak_free);
+HAK_STD_ALIAS(cfree, _hak_free);
+HAK_STD_ALIAS(__libc_free, _hak_free);

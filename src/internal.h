@@ -420,6 +420,15 @@ void  *_hak_pvalloc(size_t size);
 size_t _hak_usable_size(const void *p);
 #define HAK_PUBLIC_ALIAS(pub, internal) \
     extern __typeof(internal) pub __attribute__((alias(#internal), visibility("default")))
+/* A standard name (malloc, free, ...) given where its function is defined,
+ * so that malloc is the implementation itself, not a jump to it. Only
+ * libhakmem's copies of alloc.c and free.c are compiled with HAK_STD_NAMES;
+ * the prefix libraries build the same files without it. */
+#ifdef HAK_STD_NAMES
+#define HAK_STD_ALIAS(pub, internal) HAK_PUBLIC_ALIAS(pub, internal)
+#else
+#define HAK_STD_ALIAS(pub, internal) _Static_assert(1, #pub)
+#endif
 
 /* purge.c: when free memory goes back to the OS. */
 uint64_t _hak_now_ms(void);

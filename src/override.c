@@ -1,8 +1,10 @@
 /* override.c: the standard allocation symbols, for libhakmem.so and
- * libhakmem.a (not built into the prefix libraries). Each is one jump into
- * the front end. The __libc_ names of the allocation functions are provided
- * too, so that code calling glibc's internal names directly also lands in
- * hakmem; glibc's introspection API (mallinfo2, malloc_stats, malloc_info,
+ * libhakmem.a (not built into the prefix libraries). malloc, free, calloc,
+ * realloc, memalign, valloc, pvalloc, cfree and their __libc_ names (so
+ * that code calling glibc's internal names directly also lands in hakmem)
+ * are aliases of the implementation itself, in libhakmem's copies of
+ * alloc.c and free.c (HAK_STD_ALIAS); the rest are here, each one call
+ * into the front end; glibc's introspection API (mallinfo2, malloc_stats, malloc_info,
  * mallopt) is answered by info.c under its plain names only, since hakmem
  * itself reaches glibc's mallopt as __libc_mallopt (diag.c). C++'s
  * operator new and delete are cxx.c's, exported directly.
@@ -21,35 +23,6 @@ __attribute__((constructor)) static void hak_library_init(void)
     _hak_heap_process_start();
     _hak_crash_report_install();
 }
-
-#define HAK_OVERRIDE(name, target) \
-    extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
-
-/* aliases must name a definition in this file */
-static void  *ov_malloc(size_t n) { return _hak_malloc(n); }
-static void   ov_free(void *p) { _hak_free(p); }
-static void  *ov_calloc(size_t c, size_t n) { return _hak_calloc(c, n); }
-static void  *ov_realloc(void *p, size_t n) { return _hak_realloc(p, n); }
-static void  *ov_memalign(size_t a, size_t n) { return _hak_memalign(a, n); }
-static void  *ov_valloc(size_t n) { return _hak_valloc(n); }
-static void  *ov_pvalloc(size_t n) { return _hak_pvalloc(n); }
-
-HAK_OVERRIDE(malloc, ov_malloc);
-HAK_OVERRIDE(free, ov_free);
-HAK_OVERRIDE(calloc, ov_calloc);
-HAK_OVERRIDE(realloc, ov_realloc);
-HAK_OVERRIDE(memalign, ov_memalign);
-HAK_OVERRIDE(valloc, ov_valloc);
-HAK_OVERRIDE(pvalloc, ov_pvalloc);
-HAK_OVERRIDE(cfree, ov_free);
-
-HAK_OVERRIDE(__libc_malloc, ov_malloc);
-HAK_OVERRIDE(__libc_free, ov_free);
-HAK_OVERRIDE(__libc_calloc, ov_calloc);
-HAK_OVERRIDE(__libc_realloc, ov_realloc);
-HAK_OVERRIDE(__libc_memalign, ov_memalign);
-HAK_OVERRIDE(__libc_valloc, ov_valloc);
-HAK_OVERRIDE(__libc_pvalloc, ov_pvalloc);
 
 /* Built on realloc as glibc's is, and through the symbol, not hakmem's
  * own: a program that replaces malloc, free, calloc and realloc gets its own
