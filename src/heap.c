@@ -6,10 +6,19 @@
  * in _hak_heap_init_thread, so the fast path never tests "initialised?".
  *
  * Heaps live in hakmem's own metadata mappings and are never unmapped: when
- * a thread exits, its heap gives its slabs back (empty ones to the pool, the
- * rest abandoned for live threads to adopt) and waits on the free-heap list
- * for the next thread. This is what lets another thread hand a block to a
- * heap without fearing that the heap is gone.
+ * a thread exits, its heap waits on the free-heap list for the next thread.
+ * This is what lets another thread hand a block to a heap without fearing
+ * that the heap is gone. It waits "parked": with its slabs, spares and
+ * lists as the thread left them (only its cache of other heaps' blocks is
+ * flushed), so that the next thread, which takes the most recently parked
+ * heap, starts warm instead of taking and carving a slab per class again;
+ * in a program whose threads come and go, that was most of a thread's cost.
+ * A heap parked for the purge delay (at least 1 s), or when memory is
+ * needed (no free unit left, malloc_trim, a failed mapping), is unparked:
+ * its slabs given back as at a thread's exit (empty ones to the pool, the
+ * rest abandoned for live threads to adopt). Frees into a parked heap's
+ * slabs from other threads take the remote path as for any owner, whose
+ * delayed list the next owner drains.
  *
  * Locks, always taken in this order: purge.c's pass lock, heap_lock (free
  * heaps, metadata), the pool's lock, the large-block cache's lock. fork
@@ -130,14 +139,21 @@ static void alive_init(hak_heap *h);
  * heaps of the parent's other threads have no thread here: their slabs are
  * abandoned (superslab.c), their spares given back, their cached and
  * delayed blocks sent to their slabs, and the heaps themselves wait on the
- * free-heap list for the child's threads. */
+ * free-heap list for the child's threads. Parked heaps lose their slabs
+ * the same way. */
 static void adopt_heaps_of_other_threads(void)
 {
     hak_heap *me = _hak_tl_heap;
     for (hak_heap *h = all_heaps; h; h = h->next_all)
-        if (h->owned && h != me) _hak_heap_return_spares(h);
+        if ((h->owned || h->parked) && h != me) _hak_heap_return_spares(h);
     _hak_pool_orphan_slabs(me);
     for (hak_heap *h = all_heaps; h; h = h->next_all) {
+        if (h->parked) {   /* on the free-heap list already; its slabs were abandoned */
+            _hak_heap_drain_delayed(h);
+            heap_reset(h);
+            h->parked = false;
+            continue;
+        }
         if (!h->owned || h == me) continue;
         if (h->late) {   /* its owner is not here to unlock it */
             alive_init(h);
@@ -238,6 +254,7 @@ hak_heap *_hak_heap_init_thread(void)
     }
     if (h == NULL) return NULL;
     h->next_free = NULL;
+    h->parked = false;   /* its slabs, if it has any, are this thread's now */
     h->owned = true;
     atomic_fetch_add(&heap_count, 1);
     _hak_tl_heap = h;
@@ -325,15 +342,57 @@ static void thread_done(void *arg)
     hak_heap *heap = arg;
     tl_exited = true;
     if (heap == NULL || heap == &heap_empty) return;
-    heap_abandon(heap);
-    _hak_tl_heap = &heap_empty;
     bool late = heap->late;
+    if (late) {
+        heap_abandon(heap);
+    } else {
+        /* parked: the next thread gets the slabs (see the top of this file) */
+        _hak_heap_flush_all_foreign(heap);
+        heap->parked = true;
+        heap->parked_ms = _hak_now_ms();
+    }
+    _hak_tl_heap = &heap_empty;
     if (late) {
         heap->late = false;
         atomic_fetch_sub(&late_count, 1);
     }
     heap_release(heap);
     if (late) pthread_mutex_unlock(&heap->alive);
+    else _hak_purge_after_free();   /* a pass must come for it */
+}
+
+/* Parked heaps idle since before now - idle_ms (idle_ms 0: all) give
+ * their slabs back and stay on the free-heap list empty. A heap being
+ * unparked is off the list, so no thread takes it meanwhile. Returns when
+ * the next parked heap falls due (UINT64_MAX: none). */
+uint64_t _hak_heap_unpark_idle(uint64_t now, uint64_t idle_ms)
+{
+    hak_heap *todo = NULL;
+    uint64_t due = UINT64_MAX;
+    hak_lock(&heap_lock);
+    for (hak_heap **link = &free_heaps; *link;) {
+        hak_heap *h = *link;
+        if (h->parked && (idle_ms == 0 || h->parked_ms + idle_ms <= now)) {
+            *link = h->next_free;
+            h->next_free = todo;
+            todo = h;
+            continue;
+        }
+        if (h->parked && h->parked_ms + idle_ms < due) due = h->parked_ms + idle_ms;
+        link = &h->next_free;
+    }
+    hak_unlock(&heap_lock);
+    while (todo) {
+        hak_heap *h = todo;
+        todo = h->next_free;
+        heap_abandon(h);
+        hak_lock(&heap_lock);
+        h->parked = false;
+        h->next_free = free_heaps;
+        free_heaps = h;
+        hak_unlock(&heap_lock);
+    }
+    return due;
 }
 
 /* Late heaps whose threads have ended (their robust mutex says so) are
@@ -440,6 +499,7 @@ size_t _hak_heap_trim_thread(hak_heap *heap)
 void _hak_heap_sweep_unowned(void)
 {
     _hak_heap_reap_late();
+    _hak_heap_unpark_idle(0, 0);
     hak_block *todo = NULL;
     hak_lock(&heap_lock);
     for (hak_heap *h = free_heaps; h; h = h->next_free) {

@@ -288,6 +288,9 @@ typedef struct hak_heap {
                                             given back (slab.c) */
     bool is_empty_heap;                  /* the static heap of uninitialised threads */
     bool owned;                          /* a thread owns it (not on the free-heap list) */
+    bool parked;                         /* on the free-heap list with its slabs, as its
+                                            exited thread left them (heap.c; heap_lock) */
+    uint64_t parked_ms;                  /* when it was parked */
     bool late;                           /* taken after its thread's exit handler ran, or
                                             without one: `alive` tells when the thread is
                                             gone (heap.c) */
@@ -387,6 +390,7 @@ void  _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls);
 void  _hak_slab_retire(hak_slab *s);
 size_t _hak_heap_return_spares(hak_heap *heap);
 uint64_t _hak_heap_sweep_spares(uint64_t now, uint64_t idle_ms);
+uint64_t _hak_heap_unpark_idle(uint64_t now, uint64_t idle_ms);
 size_t _hak_slab_purge_pages(hak_slab *s);
 bool  _hak_slab_pages_worth(const hak_slab *s, bool all);
 #define HAK_PAGES_PASS_MIN_MS 100   /* pages inside slabs: at most this often */

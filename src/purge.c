@@ -143,7 +143,10 @@ static uint64_t purge_pass(uint64_t now, uint64_t delay)
     hak_lock(&pass_lock);
     in_pass = true;
     _hak_heap_reap_late();
-    uint64_t spares = _hak_heap_sweep_spares(now, delay > SPARE_IDLE_MS ? delay : SPARE_IDLE_MS);
+    uint64_t idle = delay > SPARE_IDLE_MS ? delay : SPARE_IDLE_MS;
+    uint64_t spares = _hak_heap_sweep_spares(now, idle);
+    if (now == 0 && delay == 0) idle = 0;   /* everything */
+    spares = min_u64(spares, _hak_heap_unpark_idle(now, idle));
     uint64_t pool = _hak_pool_purge(now, delay);
     uint64_t due = min_u64(spares, min_u64(pool, _hak_large_cache_purge(now, delay)));
     in_pass = false;
