@@ -13,7 +13,8 @@
  * flushed), so that the next thread, which takes the most recently parked
  * heap, starts warm instead of taking and carving a slab per class again;
  * in a program whose threads come and go, that was most of a thread's cost.
- * A heap parked for the purge delay (at least 1 s), or when memory is
+ * (Not under the eager policy, which has no passes to unpark it, nor for a
+ * late heap.) A heap parked for the purge delay (at least 1 s), or when memory is
  * needed (no free unit left, malloc_trim, a failed mapping), is unparked:
  * its slabs given back as at a thread's exit (empty ones to the pool, the
  * rest abandoned for live threads to adopt). Frees into a parked heap's
@@ -343,7 +344,8 @@ static void thread_done(void *arg)
     tl_exited = true;
     if (heap == NULL || heap == &heap_empty) return;
     bool late = heap->late;
-    if (late) {
+    bool park = !late && _hak_opt.free_policy != HAK_POLICY_EAGER;   /* eager: no passes to unpark it */
+    if (!park) {
         heap_abandon(heap);
     } else {
         /* parked: the next thread gets the slabs (see the top of this file) */
@@ -358,7 +360,7 @@ static void thread_done(void *arg)
     }
     heap_release(heap);
     if (late) pthread_mutex_unlock(&heap->alive);
-    else _hak_purge_after_free();   /* a pass must come for it */
+    if (park) _hak_purge_after_free();   /* a pass must come for it */
 }
 
 /* Parked heaps idle since before now - idle_ms (idle_ms 0: all) give
