@@ -450,8 +450,9 @@ static void test_purge_pages(void)
     hak_free(b);
 }
 
-/* A thread leaves a slab with free pages and exits: malloc_trim gives those
- * pages back from the abandoned slab, whose other blocks still work. */
+/* A thread leaves a slab with free pages and exits: its heap is parked
+ * with the slab; malloc_trim unparks it (the slab is abandoned) and gives
+ * those pages back, and the slab's other blocks still work. */
 enum { LEFT_N = 1200, LEFT_SIZE = 256 };
 static void *left_blocks[LEFT_N];
 
@@ -475,8 +476,9 @@ static void test_purge_abandoned_pages(void)
     pthread_t t;
     CHECK(pthread_create(&t, NULL, leave_free_pages, &s) == 0, "pthread_create");
     pthread_join(t, NULL);
-    CHECK(atomic_load(&s->owner_a) == NULL && s->used > 0, "the thread's slab was not abandoned with blocks out");
+    CHECK(atomic_load(&s->owner_a) != NULL && s->used > 0, "the exited thread's slab left its parked heap");
     hak_trim();
+    CHECK(atomic_load(&s->owner_a) == NULL && s->used > 0, "malloc_trim: the slab was not abandoned with blocks out");
     CHECK(s->purged == 0x3c, "pages given back from the abandoned slab: %#x", s->purged);
     check_pages_2_to_5_gone(s);
     for (int i = 0; i < LEFT_N; i++) {
