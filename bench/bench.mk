@@ -17,7 +17,8 @@
 # scripts/bench-instr.sh.
 # See docs/BENCHMARKS.md.
 
-BENCH_NAMES  := larson bench_random_mixed bench_mid_large_mt bench_xthread bench_memory
+BENCH_NAMES  := larson bench_random_mixed bench_mid_large_mt bench_xthread bench_memory \
+                bench_thread_churn bench_large_churn
 BENCH_DIR    := out/release
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -pthread
 BENCH_DEPS   := bench/bench_util.h bench/bench.mk
