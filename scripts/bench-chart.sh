@@ -4,9 +4,11 @@
 #
 #   scripts/bench-chart.sh DIR RUNS ALLOCATOR...
 #
-# One row per benchmark case: throughput (M ops/s) on the left, peak RSS
+# One row per benchmark case: throughput on the left (M ops/s, or K ops/s or
+# ops/s where the figures are small: the unit chart.titles gives), peak RSS
 # (MiB) on the right; one bar per allocator at its median, with a line from
-# min to max. Called by scripts/bench.sh.
+# min to max. The allocators' names stand under their bars at 45 degrees, so
+# ten or more of them stay readable side by side. Called by scripts/bench.sh.
 set -euo pipefail
 
 dir=$1 runs=$2
@@ -15,10 +17,11 @@ nalloc=$#
 ncase=$(wc -l <"$dir/chart.titles")
 [ "$ncase" -gt 0 ] || { echo "bench-chart.sh: no data" >&2; exit 1; }
 
-height=$((ncase * 230 + 60))
+# per row: the plot, and below it the slanted names (as long as "mimalloc-3.4.3")
+height=$((ncase * 330 + 60))
 script=$dir/chart.gp
 {
-    echo "set terminal pngcairo noenhanced size 1000,$height font 'sans,9'"
+    echo "set terminal pngcairo noenhanced size 1200,$height font 'sans,9'"
     echo "set output '$dir/results.png'"
     echo "set multiplot layout $ncase,2 title 'allocator comparison: median of $runs run$( [ "$runs" = 1 ] || echo s) (bars), min to max (lines)' font 'sans,11'"
     echo "unset key"
@@ -27,19 +30,20 @@ script=$dir/chart.gp
     echo "set grid ytics"
     echo "set xrange [-0.6:$nalloc - 0.4]"
     echo "set yrange [0:*]"
-    echo "set xtics nomirror scale 0"
+    echo "set xtics nomirror scale 0 rotate by 45 right"
     i=0
-    while IFS='|' read -r ok title; do
+    while IFS='|' read -r ok title factor unit; do
+        : "${factor:=1}" "${unit:=M ops/s}"
         for metric in throughput rss; do
             if [ "$metric" = throughput ]; then
-                cols=(3 4 5) label="throughput, M ops/s (higher is better)"
+                cols=(3 4 5) label="throughput, $unit (higher is better)" f=$factor
             else
-                cols=(6 7 8) label="peak RSS, MiB (lower is better)"
+                cols=(6 7 8) label="peak RSS, MiB (lower is better)" f=1
             fi
-            echo "set title \"$title: $label\""
+            printf 'set title "%s\\n%s"\n' "$title" "$label"   # gnuplot reads \n
             if [ "$ok" = 1 ]; then
-                echo "plot '$dir/chart.dat' index $i using 1:${cols[0]}:9:xtic(2) with boxes lc rgb variable, \\"
-                echo "     '' index $i using 1:${cols[1]}:(0):(\$${cols[2]}-\$${cols[1]}) with vectors nohead lc rgb 'black' lw 1.5"
+                echo "plot '$dir/chart.dat' index $i using 1:(\$${cols[0]}*$f):9:xtic(2) with boxes lc rgb variable, \\"
+                echo "     '' index $i using 1:(\$${cols[1]}*$f):(0):((\$${cols[2]}-\$${cols[1]})*$f) with vectors nohead lc rgb 'black' lw 1.5"
             else
                 # gnuplot refuses a plot with no defined point: draw an empty frame
                 echo "set label 1 'no successful run' at graph 0.5, 0.5 center"

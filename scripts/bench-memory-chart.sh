@@ -26,7 +26,11 @@ style() {
         mimalloc) echo "lc rgb '#1F77B4' lw 1.5 dt 1" ;;
         jemalloc) echo "lc rgb '#2CA02C' lw 1.5 dt 1" ;;
         tcmalloc) echo "lc rgb '#FF7F0E' lw 1.5 dt 1" ;;
-        *) echo "lw 1.5" ;;
+        mimalloc-3.4.3) echo "lc rgb '#16296E' lw 1.5 dt (6,3)" ;;
+        mimalloc-2.4.1) echo "lc rgb '#6BAED6' lw 1.5 dt (3,3)" ;;
+        snmalloc) echo "lc rgb '#9467BD' lw 1.5 dt 1" ;;
+        rpmalloc) echo "lc rgb '#8C564B' lw 1.5 dt 1" ;;
+        *) echo "lc rgb '#17BECF' lw 1.5 dt 1" ;;
     esac
 }
 

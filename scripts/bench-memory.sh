@@ -4,14 +4,16 @@
 #
 #   scripts/bench-memory.sh [--quick | --full] [--runs N] [--size MB]
 #                           [--pause MS] [--interval MS] [--allocators NAME,...]
-#                           [--bin DIR] [--out DIR] [--timeout SEC] [--no-install]
+#                           [--peers-dir DIR] [--bin DIR] [--out DIR]
+#                           [--timeout SEC] [--no-install]
 #
 # Runs `bench_memory SIZE 42 PAUSE` (grow, free-most, lull, regrow, free-all,
 # lull) under hakmem with HAKMEM_FREE_POLICY=adaptive, eager and lazy
 # (allocators hakmem-adaptive, hakmem-eager, hakmem-lazy; "hakmem" in
-# --allocators means all three) and under glibc, mimalloc, jemalloc and
-# tcmalloc (preloaded into bench_memory_system, found as scripts/bench.sh
-# finds them). Runs are interleaved, N of each. bench_runstat samples each
+# --allocators means all three) and under glibc, mimalloc, jemalloc,
+# tcmalloc and the peers of the folder DIR (default ../shared/peers:
+# mimalloc-3.4.3, mimalloc-2.4.1, snmalloc, rpmalloc; '' leaves them out),
+# preloaded into bench_memory_system, found as scripts/bench.sh finds them. Runs are interleaved, N of each. bench_runstat samples each
 # run's RSS every INTERVAL ms into out/bench/rss/bench_memory-ALLOC-RUN.tsv
 # and reports the RSS-over-time integral and the time-weighted mean RSS.
 #
@@ -33,6 +35,7 @@ cd "$(dirname "$0")/.."
 MODE=quick
 RUNS="" SIZE="" PAUSE="" INTERVAL=10 TIMEOUT=""
 WANT=""
+PEERS=../shared/peers
 BIN=out/release
 OUT=out/bench
 INSTALL=1
@@ -40,7 +43,7 @@ SEED=42
 BASE=hakmem-adaptive
 
 usage() {
-    sed -n '5,7p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,8p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -53,6 +56,7 @@ while [ $# -gt 0 ]; do
         --pause) PAUSE=${2:?}; shift ;;
         --interval) INTERVAL=${2:?}; shift ;;
         --allocators) WANT=${2:?}; shift ;;
+        --peers-dir) PEERS=${2?}; shift ;;
         --bin) BIN=${2:?}; shift ;;
         --out) OUT=${2:?}; shift ;;
         --timeout) TIMEOUT=${2:?}; shift ;;
@@ -88,7 +92,7 @@ base_want=""
 if [ -n "$WANT" ]; then
     base_want=$(printf '%s\n' "$WANT" | tr ',' '\n' | sed 's/^hakmem-.*/hakmem/' | paste -sd, -)
 fi
-find_allocators "$BIN" bench_memory "$base_want"
+find_allocators "$BIN" bench_memory "$base_want" "$PEERS"
 MALLOCS=()
 declare -A POLICY=()
 for a in "${ALLOCS[@]}"; do
@@ -196,6 +200,8 @@ if [ "$MODE" = quick ]; then MAKE_CMD="make bench-memory"; else MAKE_CMD="make b
     echo
     echo "Allocators:"
     for a in "${MALLOCS[@]}"; do echo "- $(describe "$a")"; done
+    echo
+    peers_summary
     echo
     cat "$OUT/memory-policy-table.md"
     echo

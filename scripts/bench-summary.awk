@@ -14,8 +14,11 @@
 #                lowest peer's (medians; the peers are the allocators not
 #                named hakmem*)
 #   chart.dat    gnuplot data for scripts/bench-chart.sh: one block per case
-#   chart.titles one line per case, in block order: OK|TITLE, OK = 0 when
-#                no allocator has a successful run of the case
+#   chart.titles one line per case, in block order: OK|TITLE|FACTOR|UNIT,
+#                OK = 0 when no allocator has a successful run of the case;
+#                the chart multiplies chart.dat's M ops/s by FACTOR to draw
+#                them in UNIT (ops/s or K ops/s for bench_large_churn's small
+#                figures, M ops/s otherwise)
 # Plain POSIX awk (Debian's default is mawk).
 
 # Sorts a[1..n] in place, ascending (n is small: the number of runs).
@@ -45,9 +48,20 @@ function collect(k, col, v,    i, n) {
     return n
 }
 
-function mops(x) { return x >= 100e6 ? sprintf("%.1f", x / 1e6) : sprintf("%.2f", x / 1e6) }
+# M ops/s; below 0.1 M (bench_large_churn) three significant digits, not
+# 0.00 (and no exponent: 0.000163)
+function mops(x,    v, d, t) {
+    if (x >= 100e6) return sprintf("%.1f", x / 1e6)
+    if (x >= 0.1e6 || x <= 0) return sprintf("%.2f", x / 1e6)
+    v = x / 1e6; d = 3; t = 0.1
+    while (v < t && d < 12) { d++; t /= 10 }
+    return sprintf("%." d "f", v)
+}
 function mib(x)  { return sprintf("%.1f", x / 1024) }
 function ratio(x, base) { return (base > 0 && x != "") ? sprintf("%.2f", x / base) : "n/a" }
+
+# an allocator's bar colour: the table's, else teal
+function rgb(a) { return (a in color) ? color[a] : 1556175 }
 
 NR == 1 { next }    # header
 {
@@ -72,6 +86,12 @@ END {
     color["mimalloc"] = 2062260     # 0x1F77B4 blue
     color["jemalloc"] = 2924588     # 0x2CA02C green
     color["tcmalloc"] = 16744206    # 0xFF7F0E orange
+    color["hakmem-secure"] = 16750742  # 0xFF9896 light red
+    color["mimalloc-3.4.3"] = 1452398  # 0x16296E dark blue
+    color["mimalloc-2.4.1"] = 7057110  # 0x6BAED6 light blue
+    color["snmalloc"] = 9725885     # 0x9467BD purple
+    color["rpmalloc"] = 9197131     # 0x8C564B brown
+    # anything else: 0x17BECF teal (below)
 
     csv = out "/results.csv"; md = out "/table.md"; mem = out "/memory.md"
     goals = out "/goals.md"
@@ -98,7 +118,15 @@ END {
         any_ok = 0
         for (ai = 1; ai <= nal; ai++)
             if (nok[c, AL[ai]] > 0) any_ok = 1
-        printf "%d|%s, %d thread%s\n", any_ok, bench[c], threads[c], (threads[c] == 1 ? "" : "s") > titles
+        # the unit of the throughput panel, from the largest median
+        top = 0
+        for (ai = 1; ai <= nal; ai++)
+            if ((n = collect(c SUBSEP AL[ai], 8, v)) > 0) { stats(v, n, s); if (s["med"] > top) top = s["med"] }
+        if (top >= 1e6 || top == 0) { factor = 1; unit = "M ops/s" }
+        else if (top >= 1e4) { factor = 1000; unit = "K ops/s" }
+        else { factor = 1000000; unit = "ops/s" }
+        printf "%d|%s %s, %d thread%s|%d|%s\n", any_ok, bench[c], args[c], threads[c],
+            (threads[c] == 1 ? "" : "s"), factor, unit > titles
 
         for (ai = 1; ai <= nal; ai++) {
             a = AL[ai]; k = c SUBSEP a
@@ -120,10 +148,10 @@ END {
             else
                 printf "| %s `%s` | %s | %s | failed | | | | | | | | | |\n", bench[c], args[c], threads[c], a > md
             if (ok > 0)
-                printf "%d %s %.4f %.4f %.4f %.2f %.2f %.2f %d\n", ai - 1, a,
-                    om / 1e6, oi / 1e6, ox / 1e6, rm / 1024, ri / 1024, rx / 1024, color[a] + 0 > dat
+                printf "%d %s %.7g %.7g %.7g %.2f %.2f %.2f %d\n", ai - 1, a,
+                    om / 1e6, oi / 1e6, ox / 1e6, rm / 1024, ri / 1024, rx / 1024, rgb(a) > dat
             else
-                printf "%d %s NaN NaN NaN NaN NaN NaN %d\n", ai - 1, a, color[a] + 0 > dat
+                printf "%d %s NaN NaN NaN NaN NaN NaN %d\n", ai - 1, a, rgb(a) > dat
 
             # bench_memory's phases
             if (bench[c] == "bench_memory" && ok > 0) {

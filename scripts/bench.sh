@@ -2,12 +2,18 @@
 # bench.sh: runs every benchmark under every allocator present and compares.
 #
 #   scripts/bench.sh [--quick | --full] [--runs N] [--only BENCH,...]
-#                    [--allocators NAME,...] [--bin DIR] [--out DIR]
-#                    [--timeout SEC] [--no-install]
+#                    [--allocators NAME,...] [--peers-dir DIR] [--threads LIST]
+#                    [--bin DIR] [--out DIR] [--timeout SEC] [--no-install]
 #
-# Allocators: hakmem (the NAME_hakmem binaries), glibc (NAME_system), and
-# mimalloc, jemalloc, tcmalloc (Debian packages, preloaded into NAME_system).
-# Missing peers are skipped with a note saying how to install them.
+# Allocators: hakmem (the NAME_hakmem binaries), hakmem-secure (the secure
+# build, preloaded), glibc (NAME_system), mimalloc, jemalloc, tcmalloc
+# (Debian packages, preloaded into NAME_system) and mimalloc-3.4.3,
+# mimalloc-2.4.1, snmalloc, rpmalloc (the libraries of the peers folder DIR,
+# default ../shared/peers from the repository root; '' leaves them out).
+# Missing peers are skipped with a note saying how to install them, and the
+# report says which peers were present and which missing.
+# --threads LIST (such as 1,2,4,8 or "1 2 4 8"; default 1,2,4) sets the
+# thread counts of the multi-threaded benchmarks in full mode.
 # Each benchmark case runs N times per allocator, interleaved (A B C D E,
 # A B C D E, ...) so noise hits every allocator alike; each run goes through
 # bench_runstat, which records the peak RSS from wait4.
@@ -30,6 +36,8 @@ MODE=quick
 RUNS=""
 ONLY=""
 WANT_ALLOCS=""
+PEERS=../shared/peers
+THREAD_LIST=""
 BIN=out/release
 OUT=out/bench
 TIMEOUT=""
@@ -47,6 +55,8 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=${2:?}; shift ;;
         --only) ONLY=${2:?}; shift ;;
         --allocators) WANT_ALLOCS=${2:?}; shift ;;
+        --peers-dir) PEERS=${2?}; shift ;;
+        --threads) THREAD_LIST=${2:?}; shift ;;
         --bin) BIN=${2:?}; shift ;;
         --out) OUT=${2:?}; shift ;;
         --timeout) TIMEOUT=${2:?}; shift ;;
@@ -60,27 +70,56 @@ done
 # ---- benchmark cases --------------------------------------------------------
 # One line per case: BENCH|THREADS|ARGS. THREADS is what the table shows
 # (bench_xthread's argument is pairs: 1 pair = 2 threads).
+# Thread counts of full mode's multi-threaded cases: --threads, comma- or
+# space-separated, each 1..1024, duplicates dropped.
+TLIST=""
+for t in ${THREAD_LIST//,/ }; do
+    case "$t" in
+        ''|*[!0-9]*) echo "bench.sh: --threads takes thread counts such as 1,2,4, not '$THREAD_LIST'" >&2; exit 2 ;;
+    esac
+    t=$((10#$t))
+    if [ "$t" -lt 1 ] || [ "$t" -gt 1024 ]; then
+        echo "bench.sh: --threads: $t is out of range [1, 1024]" >&2; exit 2
+    fi
+    [[ " $TLIST " == *" $t "* ]] || TLIST="${TLIST:+$TLIST }$t"
+done
+if [ -n "$THREAD_LIST" ] && [ -z "$TLIST" ]; then
+    echo "bench.sh: --threads '$THREAD_LIST' names no thread count" >&2; exit 2
+fi
+: "${TLIST:=1 2 4}"
+
+CASES=""
+add_case() { CASES="${CASES:+$CASES
+}$1"; }
 if [ "$MODE" = quick ]; then
     : "${RUNS:=3}" "${TIMEOUT:=60}"
-    CASES="larson|4|1 8 128 1024 1 12345 4
-bench_random_mixed|1|20000000 8192 42
-bench_mid_large_mt|2|2 1000000 256 42
-bench_xthread|2|1 1000000 42
-bench_memory|1|128 42"
+    [ -z "$THREAD_LIST" ] || echo "bench.sh: note: --threads applies to --full only; the quick cases keep their thread counts" >&2
+    add_case "larson|4|1 8 128 1024 1 12345 4"
+    add_case "bench_random_mixed|1|20000000 8192 42"
+    add_case "bench_mid_large_mt|2|2 1000000 256 42"
+    add_case "bench_xthread|2|1 1000000 42"
+    add_case "bench_memory|1|128 42"
+    add_case "bench_thread_churn|2|2 800 300 42"
+    add_case "bench_large_churn|1|1 1s 20 5120 25600 42"
+    add_case "bench_large_churn|2|2 1s 64 64 1024 42"
 else
     : "${RUNS:=5}" "${TIMEOUT:=900}"
-    CASES="larson|1|10 8 128 1024 1 12345 1
-larson|2|10 8 128 1024 1 12345 2
-larson|4|10 8 128 1024 1 12345 4
-larson|42|1 5 1 1000 100 10000 42
-bench_random_mixed|1|2000000 8192 42
-bench_random_mixed|1|100000000 8192 42
-bench_mid_large_mt|1|1 4000000 256 42
-bench_mid_large_mt|2|2 4000000 256 42
-bench_mid_large_mt|4|4 4000000 256 42
-bench_xthread|2|1 4000000 42
-bench_xthread|4|2 4000000 42
-bench_memory|1|1024 42"
+    for t in $TLIST; do add_case "larson|$t|10 8 128 1024 1 12345 $t"; done
+    add_case "larson|42|1 5 1 1000 100 10000 42"
+    add_case "bench_random_mixed|1|2000000 8192 42"
+    add_case "bench_random_mixed|1|100000000 8192 42"
+    for t in $TLIST; do add_case "bench_mid_large_mt|$t|$t 4000000 256 42"; done
+    # bench_xthread runs pairs: T threads are T/2 pairs (at least one)
+    pairs=""
+    for t in $TLIST; do
+        p=$((t / 2)); [ "$p" -ge 1 ] || p=1
+        [[ " $pairs " == *" $p "* ]] || pairs="$pairs $p"
+    done
+    for p in $pairs; do add_case "bench_xthread|$((2 * p))|$p 4000000 42"; done
+    add_case "bench_memory|1|1024 42"
+    for t in $TLIST; do add_case "bench_thread_churn|$t|$t 3000 300 42"; done
+    for t in $TLIST; do add_case "bench_large_churn|$t|$t 4s 20 5120 25600 42"; done
+    for t in $TLIST; do add_case "bench_large_churn|$t|$t 3s 64 64 1024 42"; done
 fi
 for v in "$RUNS" "$TIMEOUT"; do
     case "$v" in ''|*[!0-9]*|0) echo "bench.sh: --runs and --timeout take a positive integer, not '$v'" >&2; exit 2 ;; esac
@@ -103,9 +142,10 @@ for b in $BENCHES; do
     fi
 done
 
-find_allocators "$BIN" "$BENCHES" "$WANT_ALLOCS"
+find_allocators "$BIN" "$BENCHES" "$WANT_ALLOCS" "$PEERS"
 [ ${#ALLOCS[@]} -gt 0 ] || { echo "bench.sh: no allocator selected" >&2; exit 2; }
 echo "bench.sh: $MODE mode, $RUNS run$( [ "$RUNS" = 1 ] || echo s) of each case, allocators: ${ALLOCS[*]}" >&2
+[ "$MODE" = quick ] || echo "bench.sh: thread counts of the multi-threaded cases: $TLIST" >&2
 report_missing
 
 # ---- running ------------------------------------------------------------------
@@ -149,8 +189,12 @@ while IFS='|' read -r bench threads args; do
             if [ "$status" = ok ]; then
                 ops=${KV[ops_per_sec]-} rss=${KV[maxrss_kb]-}
                 m=$((ops / 10000)) r=$((rss * 10 / 1024))
-                shown=$(printf '%d.%02d M ops/s, peak RSS %d.%d MiB' \
-                    $((m / 100)) $((m % 100)) $((r / 10)) $((r % 10)))
+                if [ "$ops" -ge 100000 ]; then
+                    shown=$(printf '%d.%02d M ops/s' $((m / 100)) $((m % 100)))
+                else   # bench_large_churn: a few hundred replacements/s
+                    shown="$ops ops/s"
+                fi
+                shown="$shown$(printf ', peak RSS %d.%d MiB' $((r / 10)) $((r % 10)))"
             else
                 ops="" rss="" shown=$status
                 failures=$((failures + 1))
@@ -200,13 +244,21 @@ if [ "$MODE" = quick ]; then MAKE_CMD="make bench"; else MAKE_CMD="make bench-fu
     echo "Allocators:"
     for a in "${ALLOCS[@]}"; do echo "- $(describe_alloc "$a")"; done
     echo
+    peers_summary
+    echo
+    if [ "$MODE" = full ]; then
+        echo "Thread counts of the multi-threaded benchmarks: ${TLIST// /, } (\`--threads\`, \`make bench-full BENCH_THREADS=...\`)."
+        echo
+    fi
     cat "$OUT/table.md"
     echo
     echo "Throughput is operations (mallocs + frees) per second, as each benchmark"
-    echo "reports it: higher is better. Peak RSS is the process's maximum resident"
-    echo "set size (wait4 rusage): lower is better. Each cell is the median of the"
-    echo "runs, with min and max beside it; \"vs hakmem\" divides an allocator's"
-    echo "median by hakmem's (above 1: more throughput, or more memory, than hakmem)."
+    echo "reports it, except bench_large_churn's: replacements (free, malloc and"
+    echo "memset of a large block) per second, hence the small figures: higher is"
+    echo "better. Peak RSS is the process's maximum resident set size (wait4"
+    echo "rusage): lower is better. Each cell is the median of the runs, with min"
+    echo "and max beside it; \"vs hakmem\" divides an allocator's median by"
+    echo "hakmem's (above 1: more throughput, or more memory, than hakmem)."
     echo "RSS after free-all is shown where the benchmark reports it (bench_memory:"
     echo "read by the program right after its last free, median of the runs)."
     if [ -s "$OUT/goals.md" ]; then
