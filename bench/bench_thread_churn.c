@@ -64,21 +64,6 @@ static struct {
     slot *slots;
 } G;
 
-/* Waits a little: a CPU pause for the first spins, then gives the core away
- * (threads outnumber cores on a small machine). */
-static inline void backoff(unsigned *spins)
-{
-    if (++*spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#else
-        atomic_signal_fence(memory_order_seq_cst);
-#endif
-    } else {
-        sched_yield();
-    }
-}
-
 static void *thread_main(void *arg)
 {
     slot *me = arg;
@@ -115,7 +100,7 @@ static void *thread_main(void *arg)
     slot *from = &G.slots[(me->id + G.threads - 1) % G.threads];
     unsigned spins = 0;
     while (atomic_load_explicit(&from->ready, memory_order_acquire) != round)
-        backoff(&spins);
+        bu_backoff(&spins);
     for (size_t i = 0; i < from->n_out; i++) {
         char *p = from->out[i];
         size_t size;

@@ -12,6 +12,8 @@
 #define HAKMEM_BENCH_UTIL_H
 
 #include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,6 +74,21 @@ static inline uint64_t bu_below(uint64_t r, uint64_t n)
 }
 
 /* ---- time ---------------------------------------------------------------- */
+
+/* Waits a little in a spin loop: a CPU pause for the first spins, then
+ * gives the core away (threads outnumber cores on a small machine). */
+static inline void bu_backoff(unsigned *spins)
+{
+    if (++*spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        atomic_signal_fence(memory_order_seq_cst);
+#endif
+    } else {
+        sched_yield();
+    }
+}
 
 static inline double bu_now(void)
 {

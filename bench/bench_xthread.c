@@ -45,21 +45,6 @@ typedef struct {
 static uint64_t g_ops;
 static pthread_barrier_t g_start;
 
-/* Waits a little: a CPU pause for the first spins, then gives the core away
- * (needed when producers and consumers outnumber cores). */
-static inline void backoff(unsigned *spins)
-{
-    if (++*spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#else
-        atomic_signal_fence(memory_order_seq_cst);
-#endif
-    } else {
-        sched_yield();
-    }
-}
-
 static void *producer_main(void *arg)
 {
     channel *ch = arg;
@@ -79,7 +64,7 @@ static void *producer_main(void *arg)
         while (head - tail_seen == RING_CAP) {  /* full: see what was consumed */
             tail_seen = atomic_load_explicit(&ch->tail, memory_order_acquire);
             if (head - tail_seen == RING_CAP)
-                backoff(&spins);
+                bu_backoff(&spins);
         }
         ch->slot[head % RING_CAP] = p;
         atomic_store_explicit(&ch->head, ++head, memory_order_release);
@@ -98,7 +83,7 @@ static void *consumer_main(void *arg)
         while (tail == head_seen) {  /* empty: see what was published */
             head_seen = atomic_load_explicit(&ch->head, memory_order_acquire);
             if (tail == head_seen)
-                backoff(&spins);
+                bu_backoff(&spins);
         }
         char *p = ch->slot[tail % RING_CAP];
         size_t size;
