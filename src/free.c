@@ -1,7 +1,8 @@
 /* free.c: where a freed pointer goes.
  *
- * The owned-range map says whose memory a pointer is in: a SuperSlab, a
- * large block, or not hakmem's at all. A block of a slab the calling thread
+ * A pointer is in a SuperSlab (one byte of _hak_ss_chunks says so), in a
+ * large block, or not in hakmem's memory at all (the owned-range map tells
+ * those two apart). A block of a slab the calling thread
  * owns is pushed onto the slab's local list (the fast path: no lock, no
  * atomic read-modify-write); a block of another thread's slab goes into the
  * calling thread's foreign cache, also without an atomic, and from there
@@ -60,10 +61,11 @@ static HAK_NOINLINE void free_remote(hak_slab *s, void *p)
 }
 
 /* NULL, large blocks, and pointers hakmem does not own. */
-static HAK_NOINLINE void free_other(void *p, uintptr_t v)
+static HAK_NOINLINE void free_other(void *p)
 {
     if (p == NULL) return;
     int saved = errno;
+    uintptr_t v = hak_pagemap_get(p);
     if (v & HAK_MAP_LARGE) {
         hak_large *h = (hak_large *)(v & ~HAK_MAP_LARGE);
         if (!_hak_large_valid(h, p)) _hak_fatal_ptr("free(): invalid pointer", p);
@@ -93,8 +95,8 @@ static HAK_COLD void free_marked(hak_heap *heap, hak_slab *s, void *p)
     hak_slab_push_local(heap, s, p);
 }
 
-/* Budget: about 40 instructions on the fast path (map lookup, slab lookup,
- * owner compare, free-mark test, push and mark), and about as many for a
+/* Budget: about 28 instructions on the fast path (SuperSlab test, slab
+ * lookup, owner compare, free-mark test, push and mark), and about as many for a
  * block of another thread's slab (the foreign cache, whose double-free
  * check is a compare with the list's head), so that blocks which keep
  * circulating between threads cost no more than a thread's own. Only the
@@ -103,9 +105,8 @@ static HAK_COLD void free_marked(hak_heap *heap, hak_slab *s, void *p)
  * where a store does not. */
 void _hak_free(void *p)
 {
-    uintptr_t v = hak_pagemap_get(p);
-    if (likely(v != 0 && !(v & HAK_MAP_LARGE))) {
-        hak_slab *s = hak_slab_of((hak_superslab *)v, p);
+    if (likely(hak_in_ss(p))) {
+        hak_slab *s = hak_slab_of(hak_ss_of(p), p);
         hak_dbg_free(s, p);
         hak_heap *heap = _hak_tl_heap;
         if (likely(atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap)) {
@@ -124,7 +125,7 @@ void _hak_free(void *p)
         free_remote(s, p);
         return;
     }
-    free_other(p, v);
+    free_other(p);
 }
 
 HAK_PUBLIC_ALIAS(hak_free, _hak_free);

@@ -63,7 +63,7 @@ static void add_unit(void *arg, hak_superslab *ss, unsigned u)
         return;
     }
     if (cls >= HAK_CLASSES || bs != _hak_class_size[cls]) return;   /* being set up */
-    uint64_t cap = LOAD(s->capacity), bump = LOAD(s->bump), used = LOAD(s->used);
+    uint64_t cap = LOAD(s->capacity), bump = LOAD(s->bump), used = LOAD(s->used) & ~HAK_USED_FULL;
     uint64_t purged = LOAD(s->purged_blocks);
     if (bump > cap) bump = cap;
     if (used > bump) used = bump;

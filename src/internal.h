@@ -141,12 +141,12 @@ typedef struct hak_slab {
         hak_freelist fl;                 /* what the fast path pops (first: offset 0) */
         struct {
             hak_block *free;             /* local free list */
-            uint32_t used;               /* blocks out: handed out, not back with the owner */
+            uint32_t used;               /* blocks out: handed out, not back with the owner;
+                                            | HAK_USED_FULL on the owner's full list */
         };
     };
     uint16_t bump;                       /* blocks carved from the fresh area so far */
     uint16_t capacity;                   /* blocks the slab holds (<= HAK_MAX_SLAB_BLOCKS) */
-    uint8_t in_full;                     /* on the owner's full list */
     uint8_t unit;                        /* index of its unit in its SuperSlab */
     uint32_t purged;                     /* pages given back to the OS while the slab was in
                                             use, one bit each (slab.c); their blocks are free
@@ -172,23 +172,63 @@ typedef struct hak_slab {
 
     /* Written by other threads' frees. */
     _Alignas(64) _Atomic uintptr_t remote_a;   /* remote-free list head | HAK_REMOTE_* */
-} hak_slab;
-_Static_assert(sizeof(hak_slab) == 192, "a slab descriptor is three cache lines");
 
-/* Header at the base of every SuperSlab, in its first page(s). */
+    /* The pool's line (pool lock): in unit 0's descriptor its first bytes
+     * hold the SuperSlab's own fields (hak_superslab); then, in every
+     * descriptor, when the unit went back to the pool dirty. */
+    _Alignas(64) uint8_t ss_fields_[48];
+    uint64_t freed_ms;
+} hak_slab;
+/* A power of two, so that a pointer's descriptor is two masks and an add
+ * (hak_slab_of), with its fields on lines apart. */
+_Static_assert(sizeof(hak_slab) == 256, "a slab descriptor is four cache lines");
+
+/* A slab on its owner's full list has this bit set in `used`, so that one
+ * signed test after the fast free's decrement (<= 0) catches both rare
+ * cases: the slab emptied, or it leaves the full list. Only the owner
+ * sets or clears it, on the full list's moves (slab.c). */
+#define HAK_USED_FULL 0x80000000u
+static inline bool hak_slab_in_full(const hak_slab *s) { return s->used & HAK_USED_FULL; }
+/* Decrements a slab's `used`; true if the slab emptied or is on the full
+ * list (the count was <= 1 as a signed value). gcc compiles the C form to a
+ * load, subtract, store, test and branch; the flag output makes it one
+ * subtract from memory and a branch. */
+static inline bool hak_used_drop(uint32_t *used)
+{
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+    bool rare;
+    __asm__("subl $1, %0" : "+m"(*used), "=@ccle"(rare));
+    return rare;
+#else
+    return (int32_t)(*used)-- <= 1;
+#endif
+}
+/* Blocks out of s. */
+static inline uint32_t hak_slab_used(const hak_slab *s) { return s->used & ~HAK_USED_FULL; }
+
+/* Header at the base of every SuperSlab, in its first page: the 16 slab
+ * descriptors at offset 0, the SuperSlab's fields in the spare bytes of the
+ * first one's last line. */
 typedef struct hak_superslab {
-    uint32_t free_units;                 /* bitmap of units not in any slab (pool lock) */
-    uint32_t dirty_units;                /* free units whose pages may be resident (pool lock) */
-    struct hak_superslab *next, *prev;   /* pool's partial or empty list (pool lock) */
-    struct hak_superslab *all_next, *all_prev;   /* every SuperSlab mapped (pool lock) */
-    uint64_t freed_ms[HAK_UNITS];        /* when each dirty unit was freed (pool lock) */
-    bool huge;                           /* MADV_HUGEPAGE asked for (pool lock) */
-    hak_slab slabs[HAK_UNITS];
+    union {
+        hak_slab slabs[HAK_UNITS];
+        struct {
+            uint8_t at_ss_fields_[offsetof(hak_slab, ss_fields_)];
+            uint32_t free_units;         /* bitmap of units not in any slab (pool lock) */
+            uint32_t dirty_units;        /* free units whose pages may be resident (pool lock) */
+            struct hak_superslab *next, *prev;   /* pool's partial or empty list (pool lock) */
+            struct hak_superslab *all_next, *all_prev;   /* every SuperSlab mapped (pool lock) */
+            bool huge;                   /* MADV_HUGEPAGE asked for (pool lock) */
+        };
+    };
 #if HAK_DEBUG
     /* one bit per block, set while the block is out: exact double-free check */
     _Atomic uint64_t out_bits[HAK_UNITS][HAK_MAX_SLAB_BLOCKS / 64];
 #endif
 } hak_superslab;
+
+_Static_assert(offsetof(hak_superslab, huge) < offsetof(hak_slab, freed_ms),
+               "the SuperSlab's fields fit in the first descriptor's spare bytes");
 
 #define HAK_SS_HEADER_SIZE hak_align_up(sizeof(hak_superslab), HAK_PAGE)
 /* secure build: the last page of every SuperSlab is inaccessible */
@@ -345,6 +385,28 @@ static inline uintptr_t hak_pagemap_get(const void *p)
                                            memory_order_acquire);
     if (unlikely(leaf == NULL)) return 0;
     return __atomic_load_n(&leaf[chunk & ((1u << HAK_PAGEMAP_LEAF_BITS) - 1)], __ATOMIC_ACQUIRE);
+}
+
+/* One byte per chunk of the address space, 1 where a SuperSlab is mapped
+ * (set and cleared with its pagemap entries): the free fast path's test, one
+ * load and a compare where the pagemap takes two dependent loads. 64 MiB of
+ * zero pages in .bss, of which a page is touched per 8 GiB of address space
+ * hakmem or a freed pointer uses. */
+#define HAK_CHUNKS ((uintptr_t)1 << (HAK_ADDR_BITS - HAK_SS_SHIFT))
+extern uint8_t _hak_ss_chunks[HAK_CHUNKS];
+
+/* Whether p is in a SuperSlab (not a large block, not another's memory).
+ * Exact, as the pagemap is. */
+static inline bool hak_in_ss(const void *p)
+{
+    uintptr_t chunk = (uintptr_t)p >> HAK_SS_SHIFT;
+    return chunk < HAK_CHUNKS && __atomic_load_n(&_hak_ss_chunks[chunk], __ATOMIC_RELAXED);
+}
+
+/* The SuperSlab of p, when hak_in_ss(p). */
+static inline hak_superslab *hak_ss_of(const void *p)
+{
+    return (hak_superslab *)((uintptr_t)p & ~HAK_SS_MASK);
 }
 
 /* sizeclass.c */
@@ -704,7 +766,7 @@ static inline void hak_slab_push_local(hak_heap *heap, hak_slab *s, void *p)
     hak_link_set(b, s->free);
     hak_mark_free(b);
     s->free = b;
-    if (unlikely((--s->used == 0) | s->in_full)) _hak_slab_free_slow(heap, s);
+    if (unlikely(hak_used_drop(&s->used))) _hak_slab_free_slow(heap, s);
 }
 
 #pragma GCC visibility pop

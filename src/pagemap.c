@@ -7,6 +7,9 @@
  * base (tagged HAK_MAP_LARGE for large blocks), or 0 if hakmem does not own
  * it. Lookup is two loads and cannot miss.
  *
+ * Beside it, _hak_ss_chunks has one byte per chunk saying whether a
+ * SuperSlab is there, for the free fast path (internal.h).
+ *
  * Root: 1024 entries (static). Leaf: 65536 entries of 8 bytes (512 KiB of
  * address space, touched only where hakmem has memory), created on demand
  * and never freed.
@@ -19,6 +22,7 @@
 #define LEAF_ENTRIES (1u << HAK_PAGEMAP_LEAF_BITS)
 
 _Atomic(uintptr_t *) _hak_pagemap_root[ROOT_ENTRIES];
+uint8_t _hak_ss_chunks[HAK_CHUNKS];
 
 static uintptr_t *leaf_for(uintptr_t chunk)
 {
@@ -50,6 +54,7 @@ bool _hak_pagemap_set(void *base, size_t size, uintptr_t value)
         uintptr_t *leaf = atomic_load_explicit(&_hak_pagemap_root[c >> HAK_PAGEMAP_LEAF_BITS],
                                                memory_order_acquire);
         __atomic_store_n(&leaf[c & (LEAF_ENTRIES - 1)], value, __ATOMIC_RELEASE);
+        __atomic_store_n(&_hak_ss_chunks[c], value != 0 && !(value & HAK_MAP_LARGE), __ATOMIC_RELAXED);
     }
     return true;
 }
@@ -59,6 +64,7 @@ void _hak_pagemap_clear(void *base, size_t size)
     uintptr_t first = (uintptr_t)base >> HAK_SS_SHIFT;
     uintptr_t end = ((uintptr_t)base + size + HAK_SS_MASK) >> HAK_SS_SHIFT;
     for (uintptr_t c = first; c < end; c++) {
+        __atomic_store_n(&_hak_ss_chunks[c], 0, __ATOMIC_RELAXED);
         uintptr_t *leaf = atomic_load_explicit(&_hak_pagemap_root[c >> HAK_PAGEMAP_LEAF_BITS],
                                                memory_order_acquire);
         if (leaf) __atomic_store_n(&leaf[c & (LEAF_ENTRIES - 1)], 0, __ATOMIC_RELEASE);

@@ -82,7 +82,6 @@ void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls)
     s->block_size = _hak_class_size[cls];
     s->capacity = (uint16_t)(hak_unit_bytes(s->unit) / s->block_size);
     s->cls = (uint8_t)cls;
-    s->in_full = 0;
     s->start_off = (uint32_t)hak_unit_offset(s->unit);
     s->purged = 0;
     s->purged_blocks = 0;
@@ -247,7 +246,7 @@ static void slab_clear_notify(hak_slab *s)
 static void slab_leave_full(hak_heap *heap, hak_slab *s)
 {
     _hak_slab_list_remove(&heap->full[s->cls], s);
-    s->in_full = 0;
+    s->used &= ~HAK_USED_FULL;
     slab_clear_notify(s);
     _hak_slab_list_push(&heap->partial[s->cls], s);
 }
@@ -311,7 +310,7 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
             if (slab_mark_full(s)) {
                 _hak_slab_list_remove(&heap->partial[cls], s);
                 _hak_slab_list_push(&heap->full[cls], s);
-                s->in_full = 1;
+                s->used |= HAK_USED_FULL;
             }
             else {
                 continue;   /* remote frees just arrived: look again */
@@ -354,7 +353,7 @@ static void heap_release_slab(hak_heap *heap, hak_slab *s)
 /* After a local free: the slab became empty, or it was on the full list. */
 void _hak_slab_free_slow(hak_heap *heap, hak_slab *s)
 {
-    if (s->in_full) slab_leave_full(heap, s);
+    if (hak_slab_in_full(s)) slab_leave_full(heap, s);
     if (s->used == 0 && heap->active[s->cls] != s) heap_release_slab(heap, s);
 }
 
@@ -386,7 +385,7 @@ size_t _hak_heap_return_spares(hak_heap *heap)
 static size_t slab_purge_pages(hak_slab *s)
 {
     _hak_slab_collect_remote(s);
-    if (s->free == NULL || s->used == 0) return 0;   /* an empty slab goes back whole */
+    if (s->free == NULL || hak_slab_used(s) == 0) return 0;   /* an empty slab goes back whole */
     uint64_t free_bits[HAK_MAX_SLAB_BLOCKS / 64] = { 0 };
     for (hak_block *b = s->free; b; b = hak_link_get(s, b)) {
         size_t i = hak_block_index(s, b);
@@ -448,7 +447,7 @@ static size_t slab_purge_pages(hak_slab *s)
 size_t _hak_slab_purge_pages(hak_slab *s)
 {
     size_t bytes = slab_purge_pages(s);
-    s->looked_free = (uint16_t)(s->bump - s->used - s->purged_blocks);
+    s->looked_free = (uint16_t)(s->bump - hak_slab_used(s) - s->purged_blocks);
     return bytes;
 }
 
@@ -459,7 +458,7 @@ size_t _hak_slab_purge_pages(hak_slab *s)
  * walked again and again for nothing. */
 bool _hak_slab_pages_worth(const hak_slab *s, bool all)
 {
-    uint32_t free_blocks = s->bump - s->used - s->purged_blocks;
+    uint32_t free_blocks = s->bump - hak_slab_used(s) - s->purged_blocks;
     uint32_t page_blocks = HAK_PAGE / s->block_size + 1;
     if (all) return free_blocks >= page_blocks;
     return (size_t)free_blocks * s->block_size >= PAGES_PASS_MIN_FREE &&

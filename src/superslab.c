@@ -125,7 +125,7 @@ static void mark_dirty(hak_superslab *ss, uint32_t units, uint64_t now)
     for (unsigned u = 0; u < HAK_UNITS; u++) {
         if (!(units >> u & 1) || (ss->dirty_units >> u & 1)) continue;
         ss->dirty_units |= 1u << u;
-        ss->freed_ms[u] = now;
+        ss->slabs[u].freed_ms = now;
         __atomic_add_fetch(&dirty_bytes, hak_unit_bytes(u), __ATOMIC_RELAXED);
     }
 }
@@ -138,7 +138,7 @@ static void claim_dirty(hak_superslab *ss, uint32_t units)
     uint64_t now = _hak_now_ms(), oldest = now;
     for (unsigned u = 0; u < HAK_UNITS; u++) {
         if (!(reused >> u & 1)) continue;
-        if (ss->freed_ms[u] < oldest) oldest = ss->freed_ms[u];
+        if (ss->slabs[u].freed_ms < oldest) oldest = ss->slabs[u].freed_ms;
         __atomic_sub_fetch(&dirty_bytes, hak_unit_bytes(u), __ATOMIC_RELAXED);
     }
     ss->dirty_units &= ~reused;
@@ -175,8 +175,8 @@ static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_
             u++;
             continue;
         }
-        if (now - ss->freed_ms[u] < delay_ms && now >= ss->freed_ms[u]) {
-            uint64_t due = ss->freed_ms[u] + delay_ms;
+        if (now - ss->slabs[u].freed_ms < delay_ms && now >= ss->slabs[u].freed_ms) {
+            uint64_t due = ss->slabs[u].freed_ms + delay_ms;
             if (due < next) next = due;
             u++;
             continue;
@@ -184,7 +184,7 @@ static uint64_t purge_ss_locked(hak_superslab *ss, uint64_t now, uint64_t delay_
         unsigned first = u;
         size_t bytes = 0;
         while (u < HAK_UNITS && (ss->dirty_units >> u & 1) &&
-               (now - ss->freed_ms[u] >= delay_ms || now < ss->freed_ms[u])) {
+               (now - ss->slabs[u].freed_ms >= delay_ms || now < ss->slabs[u].freed_ms)) {
             bytes += hak_unit_bytes(u);
             ss->dirty_units &= ~(1u << u);
             u++;
@@ -593,7 +593,7 @@ void _hak_pool_orphan_slabs(hak_heap *keep)
                 uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
                 atomic_store_explicit(&s->remote_a, v & ~(uintptr_t)HAK_REMOTE_STATE_MASK, memory_order_relaxed);
                 _hak_slab_collect_remote(s);
-                s->in_full = 0;
+                s->used &= ~HAK_USED_FULL;
             }
             if (s->used == 0) {
                 hak_superslab *gone = release_slab_locked(s);
