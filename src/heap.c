@@ -478,7 +478,7 @@ size_t _hak_heap_trim_thread(hak_heap *heap)
     if (heap->is_empty_heap) return 0;
     _hak_heap_flush_all_foreign(heap);
     _hak_heap_drain_delayed(heap);
-    size_t bytes = _hak_heap_return_spares(heap) + _hak_heap_purge_pages(heap, true);
+    size_t bytes = _hak_heap_return_spares(heap) + _hak_heap_purge_pages(heap, true, NULL);
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
         hak_slab *s = heap->partial[c].first;
         while (s) {

@@ -324,8 +324,10 @@ typedef struct hak_heap {
                                             heap+1 in statistics mode (see stats.c) */
     struct hak_heap *next_free;          /* heap pool's list of unowned heaps */
     struct hak_heap *next_all;           /* every heap ever made (for statistics) */
-    uint64_t pages_pass_ms;              /* when free pages inside its slabs were last
-                                            given back (slab.c) */
+    uint32_t pages_fresh;                /* slabs taken from the pool since free pages
+                                            inside its slabs were last given back */
+    uint32_t pages_due;                  /* pages_fresh that makes the next such pass due
+                                            (slab.c) */
     bool is_empty_heap;                  /* the static heap of uninitialised threads */
     bool owned;                          /* a thread owns it (not on the free-heap list) */
     bool parked;                         /* on the free-heap list with its slabs, as its
@@ -455,8 +457,8 @@ uint64_t _hak_heap_sweep_spares(uint64_t now, uint64_t idle_ms);
 uint64_t _hak_heap_unpark_idle(uint64_t now, uint64_t idle_ms);
 size_t _hak_slab_purge_pages(hak_slab *s);
 bool  _hak_slab_pages_worth(const hak_slab *s, bool all);
-#define HAK_PAGES_PASS_MIN_MS 100   /* pages inside slabs: at most this often */
-size_t _hak_heap_purge_pages(hak_heap *heap, bool all);
+#define HAK_PAGES_PASS_MIN_MS 100   /* pages inside abandoned slabs: at most this often */
+size_t _hak_heap_purge_pages(hak_heap *heap, bool all, uint32_t *walked);
 extern hak_slab _hak_slab_empty;
 
 /* heap.c: per-thread heaps, process start, thread exit, fork. */

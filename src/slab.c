@@ -61,7 +61,7 @@
 #include "internal.h"
 
 /* Giving back pages inside slabs in use: looked for at slabs with at least
- * this much free (and a heap looks at most every HAK_PAGES_PASS_MIN_MS). */
+ * this much free (see heap_purge_pages_if_due for when a heap looks). */
 #define PAGES_PASS_MIN_FREE (4 * HAK_PAGE)
 
 /* The slab of every class of an uninitialised heap: never has a block, so
@@ -271,16 +271,22 @@ static hak_slab *heap_take_spare(hak_heap *heap)
 
 /* ---- the heap's refill ------------------------------------------------- */
 
-/* Before a heap takes another slab, and at most once per purge delay (and
- * HAK_PAGES_PASS_MIN_MS), the pages that are wholly free inside its other slabs
- * go back to the OS (_hak_heap_purge_pages). */
+/* Before a heap takes another slab from the pool, the pages that are wholly
+ * free inside its other slabs go back to the OS (_hak_heap_purge_pages) once
+ * the heap has taken enough slabs since the last time: PAGES_PASS_SLABS, or
+ * one for every PAGES_PASS_WALK partial slabs that pass walked, so that the
+ * walks cost each slab taken a bounded number of descriptor reads. The
+ * trigger counts the heap's own work, not time: the same program gives back
+ * the same pages at the same points, however fast it runs. */
+#define PAGES_PASS_SLABS 8      /* 1 MiB */
+#define PAGES_PASS_WALK  8
 static void heap_purge_pages_if_due(hak_heap *heap)
 {
-    uint64_t now = _hak_now_ms(), delay = _hak_purge_delay_ms();
-    if (delay < HAK_PAGES_PASS_MIN_MS) delay = HAK_PAGES_PASS_MIN_MS;
-    if (now - heap->pages_pass_ms < delay) return;
-    heap->pages_pass_ms = now;
-    _hak_heap_purge_pages(heap, false);
+    if (heap->pages_fresh < heap->pages_due) return;
+    uint32_t walked = 0;
+    _hak_heap_purge_pages(heap, false, &walked);
+    heap->pages_fresh = 0;
+    heap->pages_due = walked / PAGES_PASS_WALK > PAGES_PASS_SLABS ? walked / PAGES_PASS_WALK : PAGES_PASS_SLABS;
 }
 
 /* A block of class cls for heap, after its current slab ran dry: the first
@@ -325,6 +331,7 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
         } else {
             s = _hak_pool_take_slab(heap, cls);
             if (s == NULL) return NULL;
+            heap->pages_fresh++;
         }
         _hak_slab_list_push(&heap->partial[cls], s);
     }
@@ -469,15 +476,17 @@ bool _hak_slab_pages_worth(const hak_slab *s, bool all)
  * partial slabs worth a look other than the ones their classes allocate
  * from (slabs on the full list have no free block). Returns the bytes given
  * back. */
-size_t _hak_heap_purge_pages(hak_heap *heap, bool all)
+size_t _hak_heap_purge_pages(hak_heap *heap, bool all, uint32_t *walked)
 {
     size_t bytes = 0;
+    uint32_t n = 0;
     int saved = errno;
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
-        for (hak_slab *s = heap->partial[c].first; s; s = s->next)
+        for (hak_slab *s = heap->partial[c].first; s; s = s->next, n++)
             if (s != heap->active[c] && _hak_slab_pages_worth(s, all)) bytes += _hak_slab_purge_pages(s);
     }
     errno = saved;
+    if (walked) *walked = n;
     return bytes;
 }
 
