@@ -37,7 +37,7 @@ static const option_desc options[] = {
     { "LARGE_CACHE_KB", &_hak_opt.large_cache_kb, 65536, 0, 1L << 40, NULL,
       "freed large blocks kept mapped for reuse, in KiB" },
     { "THP", &_hak_opt.thp, HAK_THP_AUTO, 0, 2, thp_words,
-      "transparent huge pages for SuperSlabs and large blocks: auto (SuperSlabs, with the large blocks of up to 256 KiB inside them, once the heap is busy; larger blocks below 2 MiB never), always, never" },
+      "transparent huge pages for SuperSlabs and large blocks: auto (SuperSlabs, with the large blocks of up to 256 KiB inside them, once the heap is busy; larger blocks below 2 MiB never; from 2 MiB, while large blocks are asked for often, those that fill half of their last 2 MiB), always, never" },
     { "SS_RETAIN", &_hak_opt.ss_retain, 16, 0, 1 << 20, NULL,
       "wholly empty SuperSlabs (2 MiB each) kept mapped for reuse" },
     { "STATS", &_hak_opt.stats, 0, 0, 1, NULL,

@@ -9,7 +9,10 @@
  * a huge page.) Nor a 100-byte block: a new SuperSlab is advised before
  * its header is first written, which under `always` faulted in a huge page
  * for the whole SuperSlab. Under HAKMEM_THP=always a 4 MiB block that is written whole
- * gets huge pages, so the check can see them at all. Where the mode cannot
+ * gets huge pages, so the check can see them at all. Then, with the system
+ * mode `madvise` and HAKMEM_THP=auto, the 8th 7 MiB block asked for in a
+ * row gets huge pages (before: none; each block faulted in 4 KiB at a
+ * time), and a single 7 MiB block asked for once gets none. Where the mode cannot
  * be set the test says why and passes without checking.
  */
 #define _GNU_SOURCE
@@ -94,6 +97,37 @@ static void big_block(void)
     free(p);
 }
 
+/* System mode `madvise`, HAKMEM_THP=auto: a program that keeps asking for
+ * large blocks gets huge pages for them (their 4 KiB faults cost it more
+ * than its writes); one 7 MiB block asked for once does not, since it may
+ * be touched sparsely. (7 MiB: its last 2 MiB chunk is more than half
+ * used, which the advice needs.) */
+static void busy_blocks(void)
+{
+    size_t n = (size_t)7 << 20;
+    char *p[8];
+    for (int i = 0; i < 8; i++) {
+        p[i] = malloc(t_size(n));
+        CHECK(p[i] != NULL, "malloc(7 MiB)");
+        memset(p[i], 1, n);
+    }
+    long kib = huge_kib(p[7]);
+    printf("HAKMEM_THP=auto: the 8th 7 MiB block in a row holds %ld KiB of huge pages\n", kib);
+    CHECK(kib > 0, "HAKMEM_THP=auto: no huge page in the 8th 7 MiB block asked for in a row");
+    for (int i = 0; i < 8; i++) free(p[i]);
+}
+
+static void one_block(void)
+{
+    size_t n = (size_t)7 << 20;
+    char *p = malloc(t_size(n));
+    CHECK(p != NULL, "malloc(7 MiB)");
+    memset(p, 1, n);
+    long kib = huge_kib(p);
+    CHECK(kib == 0, "HAKMEM_THP=auto: one 7 MiB block asked for once holds %ld KiB of huge pages", kib);
+    free(p);
+}
+
 /* 0 if this program run again with `setting` in its environment and
  * argv[1] = mode passes. */
 static int check_in_child(const char *setting, const char *mode)
@@ -108,6 +142,8 @@ int main(int argc, char **argv)
     if (argc > 1) {
         if (strcmp(argv[1], "small") == 0) small_block();
         else if (strcmp(argv[1], "big") == 0) big_block();
+        else if (strcmp(argv[1], "busy") == 0) busy_blocks();
+        else if (strcmp(argv[1], "one") == 0) one_block();
         return 0;
     }
     test_init("test_thp_large");
@@ -122,8 +158,13 @@ int main(int argc, char **argv)
     }
     int bad = check_in_child(NULL, "small") + check_in_child("HAKMEM_THP=never", "small") +
               check_in_child("HAKMEM_THP=always", "big");
+    if (write_mode("madvise") == 0) {
+        bad += check_in_child(NULL, "busy") + check_in_child(NULL, "one");
+    } else {
+        printf("test_thp_large: the system mode madvise cannot be set: its checks skipped\n");
+    }
     CHECK(write_mode(old) == 0, "could not put the THP mode back to %s", old);
-    CHECK(bad == 0, "%d of 3 checks failed (see above)", bad);
+    CHECK(bad == 0, "%d of 5 checks failed (see above)", bad);
     printf("test_thp_large: ok\n");
     return 0;
 }
