@@ -19,7 +19,9 @@
 # Reported per allocator: total Ir, total Ir / CYCLES, and the loop's Ir /
 # CYCLES (the malloc/free work plus the loop's own PRNG and bookkeeping,
 # which are the same for every allocator). Written to DIR/instr.md and
-# DIR/instr.csv (default out/bench) and printed on stdout.
+# DIR/instr.csv (default out/bench) and printed on stdout. Then hakmem's
+# malloc and free fast paths are counted in the disassembly and checked
+# against the budgets in their comments (below).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -147,6 +149,41 @@ done
         echo "Peers missing: $(printf '%s; ' "${PEERS_MISSING[@]}" | sed 's/; $//')."
     fi
 } >>"$OUT/instr.md"
+# hakmem's fast paths against their budgets: the instructions from the
+# entry of malloc and of free in libhakmem.so to the first ret (nops left
+# out), against the "Fast-path budget: N instructions" comment above
+# _hak_malloc (src/alloc.c) and _hak_free (src/free.c). A path longer than
+# its budget fails the run: shorten it, or raise the budget in the comment
+# with the reason.
+fastpath_len() {   # LIB SYMBOL
+    local addr
+    addr=$(nm -D --defined-only "$1" | awk -v s="$2" '$3 == s { print $1; exit }')
+    [ -n "$addr" ] || { echo "?"; return; }
+    objdump -d --no-show-raw-insn --start-address=0x"$addr" \
+            --stop-address=$((0x$addr + 1024)) "$1" |
+        awk '/^ *[0-9a-f]+:\t/ { if ($2 ~ /^nop/ || $2 ~ /^(cs|data16)$/ || $2 ~ /^xchg/) next; n++; if ($2 == "ret") { print n; exit } }'
+}
+budget_of() {   # FILE
+    sed -n 's/.*Fast-path budget: \([0-9][0-9]*\) instructions.*/\1/p' "$1" | head -n1
+}
+if [[ " ${ALLOCS[*]} " == *" hakmem "* ]] && command -v objdump >/dev/null 2>&1; then
+    echo >>"$OUT/instr.md"
+    echo "hakmem's fast paths (libhakmem.so, instructions from the entry to the first ret):" >>"$OUT/instr.md"
+    for fn in malloc:src/alloc.c free:src/free.c; do
+        sym=${fn%%:*} src=${fn#*:}
+        len=$(fastpath_len "$BIN/libhakmem.so" "$sym")
+        budget=$(budget_of "$src")
+        verdict="within its budget of $budget"
+        if [ -z "$budget" ] || [ "$len" = "?" ] || [ -z "$len" ]; then
+            verdict="NOT CHECKED (no count or no budget comment)"
+            failures=$((failures + 1))
+        elif [ "$len" -gt "$budget" ]; then
+            verdict="OVER its budget of $budget ($src)"
+            failures=$((failures + 1))
+        fi
+        echo "- $sym: $len, $verdict" >>"$OUT/instr.md"
+    done
+fi
 cat "$OUT/instr.md"
 echo "bench-instr.sh: wrote $OUT/instr.md and $OUT/instr.csv" >&2
 [ "$failures" -eq 0 ]
