@@ -18,7 +18,7 @@
 
 /* A block of another heap's slab goes into this heap's foreign cache of its
  * class, which the next mallocs of the class pop first (slab.c). */
-static inline void push_foreign(hak_heap *heap, hak_slab *s, void *p)
+static inline void push_foreign(hak_heap *heap, hak_slab *s, void *p, bool point_cur)
 {
     hak_dbg_route("foreign cache", p);
     unsigned cls = s->cls;
@@ -27,8 +27,8 @@ static inline void push_foreign(hak_heap *heap, hak_slab *s, void *p)
     if (unlikely(b == f->free)) _hak_fatal_block("free(): double free detected", p, s->block_size);
     b->next = f->free;
     f->free = b;
-    if (!_hak_stats_on) heap->cur[cls] = f;
-    uint32_t pushed = ++heap->foreign_pushed[cls];
+    if (point_cur) heap->cur[cls] = f;
+    uint32_t pushed = ++f->pushed;
     if (unlikely((pushed - f->used > _hak_class_foreign_max[cls]) | (pushed > HAK_FOREIGN_PERIOD)))
         _hak_heap_flush_foreign(heap, cls);
 }
@@ -53,7 +53,7 @@ static HAK_NOINLINE void free_remote(hak_slab *s, void *p)
         }
     }
     if (HAK_FOREIGN_CACHE && !heap->is_empty_heap) {
-        push_foreign(heap, s, p);
+        push_foreign(heap, s, p, !_hak_stats_on);   /* statistics: every malloc counts */
         return;
     }
     hak_dbg_route("remote", p);
@@ -123,7 +123,7 @@ void _hak_free(void *p)
             return;
         }
         if (HAK_FOREIGN_CACHE && likely(heap->takes_foreign & (s->block_size != 0))) {
-            push_foreign(heap, s, p);
+            push_foreign(heap, s, p, true);   /* takes_foreign: statistics are off */
             return;
         }
         free_remote(s, p);

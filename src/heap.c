@@ -293,7 +293,7 @@ static void heap_reset(hak_heap *h)
         h->full[c].first = NULL;
         h->foreign[c].free = NULL;
         h->foreign[c].used = 0;
-        h->foreign_pushed[c] = 0;
+        h->foreign[c].pushed = 0;
     }
     h->owned = false;
 }

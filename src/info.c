@@ -81,7 +81,7 @@ static void take_snapshot(snapshot *sn)
     /* a block in a foreign cache is free, though its slab counts it out */
     for (hak_heap *h = _hak_heap_first_of_all(); h; h = h->next_all) {
         for (unsigned c = 0; c < HAK_CLASSES; c++) {
-            uint64_t held = (uint32_t)(LOAD(h->foreign_pushed[c]) - LOAD(h->foreign[c].used));
+            uint64_t held = (uint32_t)(LOAD(h->foreign[c].pushed) - LOAD(h->foreign[c].used));
             if (held > sn->out[c]) held = sn->out[c];
             sn->out[c] -= held;
             sn->free[c] += held;

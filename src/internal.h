@@ -115,10 +115,12 @@ typedef struct hak_block {
 
 /* What the malloc fast path pops: a list of free blocks and a count of pops.
  * A slab begins with one (its local free list and `used`); a heap's foreign
- * cache of a class is one too (slab.c). */
+ * cache of a class is one too (slab.c), which also counts its pushes in
+ * the bytes a slab leaves as padding (pushed - used = blocks held). */
 typedef struct hak_freelist {
     hak_block *free;
     uint32_t used;
+    uint32_t pushed;                     /* foreign cache only */
 } hak_freelist;
 
 struct hak_heap;
@@ -316,8 +318,8 @@ typedef struct hak_heap {
     uint64_t sweep_ms;
     hak_freelist foreign[HAK_CLASSES];   /* blocks of other heaps' slabs this thread
                                             freed, for its own mallocs (plain links);
-                                            `used` counts the pops */
-    uint32_t foreign_pushed[HAK_CLASSES]; /* pushes: pushed - used = blocks held, at
+                                            `used` counts the pops, `pushed` the
+                                            pushes: pushed - used = blocks held, at
                                             most _hak_class_foreign_max */
     _Atomic(hak_block *) delayed_a;      /* blocks other threads freed into our full slabs */
     struct hak_heap *owner_tag;          /* what owned slabs store as owner: the heap, or

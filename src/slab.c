@@ -537,7 +537,7 @@ void _hak_heap_flush_foreign(hak_heap *heap, unsigned cls)
     hak_block *b = heap->foreign[cls].free;
     heap->foreign[cls].free = NULL;
     heap->foreign[cls].used = 0;
-    heap->foreign_pushed[cls] = 0;
+    heap->foreign[cls].pushed = 0;
     while (b) {
         hak_block *first = b, *last = b;
         uintptr_t unit = (uintptr_t)b >> HAK_UNIT_SHIFT;

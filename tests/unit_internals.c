@@ -319,7 +319,7 @@ static void *foreign_thread(void *arg)
     unsigned cls = _hak_class_of(FOREIGN_SIZE);
     for (int i = 1; i < FOREIGN_N; i++) {
         hak_free(blocks[i]);
-        uint32_t held = heap->foreign_pushed[cls] - heap->foreign[cls].used;
+        uint32_t held = heap->foreign[cls].pushed - heap->foreign[cls].used;
         CHECK(held <= _hak_class_foreign_max[cls], "foreign cache holds %u (bound %u)",
               held, _hak_class_foreign_max[cls]);
     }
