@@ -1,5 +1,36 @@
 /* slab.c: the slab-level slow paths of a heap.
  *
+ * The ownership protocol of a slab (one unit of a SuperSlab). Every file
+ * that moves a slab between these states follows this table; the other
+ * comments refer to it.
+ *
+ *   state          owner_a  block_size  where                   who moves it out, how
+ *   pool           NULL     0           free_units bit          a heap taking a slab or a run: pool lock
+ *   spare          NULL     0           a heap's spare[i]       the owner heap (exchange) -> owned;
+ *                                                               a purge pass (exchange) -> pool
+ *   owned partial  heap     class size  heap's partial[cls]     the owner: -> full (NOTIFY set by CAS,
+ *                                                               only while remote_a is empty), -> spare
+ *                                                               or pool when empty, -> abandoned at
+ *                                                               its heap's abandon
+ *   owned full     heap     class size  heap's full[cls];       the first remote push, which clears
+ *                                       used | HAK_USED_FULL;   NOTIFY by CAS and hands its blocks to
+ *                                       remote_a NOTIFY         the heap's delayed list; the owner's
+ *                                                               drain or local free -> partial
+ *   abandoned      NULL     class size  pool's abandoned[cls]   a heap adopting it (pool lock, owner
+ *                                                               store) -> owned; a pass reclaiming it
+ *                                                               empty (pool lock) -> pool
+ *   claimed        NULL     class size  a purge pass's list     the same pass, after giving back its
+ *                                                               free pages (pool lock) -> abandoned
+ *   run            NULL     0, run != 0 a large block's units   its free, from any thread (pool lock)
+ *
+ * In every state but pool, spare and run, other threads free into the slab
+ * through remote_a (CAS push), never its local list; only the owner (or,
+ * for abandoned and claimed slabs, the holder of the pool lock or the
+ * claim) takes blocks off remote_a (exchange). A parked heap (heap.c) is
+ * still the owner of its slabs: they stay owned until a thread takes the
+ * heap or a pass unparks it (heap_abandon). The fork child rebuilds these
+ * states from the slabs (_hak_pool_orphan_slabs).
+ *
  * Owns: carving fresh blocks out of a slab (bump allocation, a page's worth
  * at a time), collecting blocks other threads freed, the partial and full
  * lists and spare slots of each heap, the foreign cache's flushes, the remote-free
@@ -12,9 +43,10 @@
  * out. The owner gives those pages back (_hak_slab_purge_pages): their
  * blocks leave the free list and the page's bit is set in `purged`; once
  * the slab has carved all else, they are carved again, from the zero pages
- * the OS gives back. The heap does it before it takes another slab, at most
- * once per purge delay, and in malloc_trim; the pool does it for abandoned
- * slabs (superslab.c).
+ * the OS gives back. The heap does it before it takes another slab, once
+ * it has taken enough from the pool since the last time
+ * (heap_purge_pages_if_due), and in malloc_trim; the pool does it for
+ * abandoned slabs (superslab.c).
  *
  * Spare slabs. A slab that empties goes into one of its heap's
  * HAK_HEAP_SPARE spare slots, and only when all are taken back to the pool.

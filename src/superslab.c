@@ -9,7 +9,8 @@
  * returned slab can then serve any class. It also keeps the slabs abandoned
  * by exited threads, per class, until a live thread adopts them. Everything
  * here runs under one lock, on the slow path only: a heap comes here once per
- * slab, not per block.
+ * slab, not per block. The states of a slab and who moves it between them:
+ * the table at the top of slab.c.
  *
  * Lists (all under pool_lock): ss_partial holds SuperSlabs with some units
  * free and some in use; ss_empty holds wholly free ones, at most
