@@ -325,6 +325,8 @@ static void heap_abandon(hak_heap *heap)
         }
     }
     _hak_heap_return_spares(heap);
+    heap->pages_held = 0;
+    heap->pages_mark = 0;
 }
 
 /* The heap goes onto the free-heap list, owned by no thread. */

@@ -326,10 +326,10 @@ typedef struct hak_heap {
                                             heap+1 in statistics mode (see stats.c) */
     struct hak_heap *next_free;          /* heap pool's list of unowned heaps */
     struct hak_heap *next_all;           /* every heap ever made (for statistics) */
-    uint32_t pages_fresh;                /* slabs taken from the pool since free pages
-                                            inside its slabs were last given back */
-    uint32_t pages_due;                  /* pages_fresh that makes the next such pass due
-                                            (slab.c) */
+    uint32_t pages_held;                 /* slabs it took from the pool and has not
+                                            given back itself */
+    uint32_t pages_mark;                 /* pages_held that makes the next pass over
+                                            the free pages inside its slabs due (slab.c) */
     bool is_empty_heap;                  /* the static heap of uninitialised threads */
     bool owned;                          /* a thread owns it (not on the free-heap list) */
     bool parked;                         /* on the free-heap list with its slabs, as its

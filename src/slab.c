@@ -305,20 +305,25 @@ static hak_slab *heap_take_spare(hak_heap *heap)
 
 /* Before a heap takes another slab from the pool, the pages that are wholly
  * free inside its other slabs go back to the OS (_hak_heap_purge_pages) once
- * the heap has taken enough slabs since the last time: PAGES_PASS_SLABS, or
+ * the heap has grown past its size at the last pass (pages_held: slabs
+ * taken from the pool less those it gave back) by PAGES_PASS_SLABS, or by
  * one for every PAGES_PASS_WALK partial slabs that pass walked, so that the
- * walks cost each slab taken a bounded number of descriptor reads. The
- * trigger counts the heap's own work, not time: the same program gives back
- * the same pages at the same points, however fast it runs. */
+ * walks cost each slab taken a bounded number of descriptor reads. Growth
+ * past a mark, not takes: a heap whose slabs keep emptying into the pool
+ * and coming back (blocks of 8-32 KiB, a few per slab) would otherwise give
+ * back the free pages of its partial slabs every few slabs and fault them
+ * in again (bench_mid_large_mt ran at a third of its speed). The trigger
+ * counts the heap's own work, not time: the same program gives back the
+ * same pages at the same points, however fast it runs. */
 #define PAGES_PASS_SLABS 8      /* 1 MiB */
 #define PAGES_PASS_WALK  8
 static void heap_purge_pages_if_due(hak_heap *heap)
 {
-    if (heap->pages_fresh < heap->pages_due) return;
+    if (heap->pages_held < heap->pages_mark) return;
     uint32_t walked = 0;
     _hak_heap_purge_pages(heap, false, &walked);
-    heap->pages_fresh = 0;
-    heap->pages_due = walked / PAGES_PASS_WALK > PAGES_PASS_SLABS ? walked / PAGES_PASS_WALK : PAGES_PASS_SLABS;
+    uint32_t step = walked / PAGES_PASS_WALK > PAGES_PASS_SLABS ? walked / PAGES_PASS_WALK : PAGES_PASS_SLABS;
+    heap->pages_mark = heap->pages_held + step;
 }
 
 /* A block of class cls for heap, after its current slab ran dry: the first
@@ -363,7 +368,7 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
         } else {
             s = _hak_pool_take_slab(heap, cls);
             if (s == NULL) return NULL;
-            heap->pages_fresh++;
+            heap->pages_held++;
         }
         _hak_slab_list_push(&heap->partial[cls], s);
     }
@@ -384,6 +389,7 @@ static void heap_release_slab(hak_heap *heap, hak_slab *s)
             return;
         }
     }
+    if (heap->pages_held) heap->pages_held--;
     int saved = errno;
     _hak_pool_return_slab(s);
     errno = saved;
