@@ -308,7 +308,7 @@ static void heap_abandon(hak_heap *heap)
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
         while (heap->full[c].first) {
             hak_slab *s = heap->full[c].first;
-            s->used |= HAK_USED_FULL;   /* on the full list: so it is marked */
+            s->used |= HAK_USED_FULL;   /* as free_slow expects of a slab on the full list */
             _hak_slab_free_slow(heap, s);    /* moves it to the partial list */
         }
     }

@@ -44,8 +44,8 @@
  * blocks leave the free list and the page's bit is set in `purged`; once
  * the slab has carved all else, they are carved again, from the zero pages
  * the OS gives back. The heap does it before it takes another slab, once
- * it has taken enough from the pool since the last time
- * (heap_purge_pages_if_due), and in malloc_trim; the pool does it for
+ * it has grown past its size at the last time (heap_purge_pages_if_due),
+ * and in malloc_trim; the pool does it for
  * abandoned slabs (superslab.c).
  *
  * Spare slabs. A slab that empties goes into one of its heap's
