@@ -157,14 +157,17 @@ done
 # with the reason.
 fastpath_len() {   # LIB SYMBOL
     local addr
-    addr=$(nm -D --defined-only "$1" | awk -v s="$2" '$3 == s { print $1; exit }')
+    # no early exit in these awk programs: the writer would get SIGPIPE,
+    # which pipefail turns into a failed run
+    addr=$(nm -D --defined-only "$1" | awk -v s="$2" '$3 == s && !a { a = $1 } END { print a }')
     [ -n "$addr" ] || { echo "?"; return; }
     objdump -d --no-show-raw-insn --start-address=0x"$addr" \
             --stop-address=$((0x$addr + 1024)) "$1" |
-        awk '/^ *[0-9a-f]+:\t/ { if ($2 ~ /^nop/ || $2 ~ /^(cs|data16)$/ || $2 ~ /^xchg/) next; n++; if ($2 == "ret") { print n; exit } }'
+        awk '/^ *[0-9a-f]+:\t/ && !done { if ($2 ~ /^nop/ || $2 ~ /^(cs|data16)$/ || $2 ~ /^xchg/) next; n++; if ($2 == "ret") done = 1 }
+             END { if (done) print n }'
 }
 budget_of() {   # FILE
-    sed -n 's/.*Fast-path budget: \([0-9][0-9]*\) instructions.*/\1/p' "$1" | head -n1
+    sed -n '/Fast-path budget: [0-9]/{s/.*Fast-path budget: \([0-9][0-9]*\) instructions.*/\1/p;q;}' "$1"
 }
 if [[ " ${ALLOCS[*]} " == *" hakmem "* ]] && command -v objdump >/dev/null 2>&1; then
     echo >>"$OUT/instr.md"
