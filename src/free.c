@@ -95,12 +95,13 @@ static HAK_COLD void free_marked(hak_heap *heap, hak_slab *s, void *p)
     hak_slab_push_local(heap, s, p);
 }
 
-/* Fast-path budget: 27 instructions from the entry to the first ret (the
- * SuperSlab test 7, slab lookup 6, owner compare 5 with the TLS load,
- * free-mark test 2, push and mark 4, count and its test 2, ret); `make
+/* Fast-path budget: 29 instructions from the entry to the first ret, of
+ * which 28 run (the SuperSlab test 8, slab lookup 6, owner compare 5 with
+ * the TLS load, free-mark test 2, push and mark 4, count and its test 2,
+ * ret; gcc places the jump to free_other among them); `make
  * bench-instr` counts them in libhakmem.so's free and fails above this
  * figure. (Issue 14's target is 25: the release build's double-free mark
- * costs 3.) About as many for a
+ * costs 3, the SuperSlab byte's atomic load 1.) About as many for a
  * block of another thread's slab (the foreign cache, whose double-free
  * check is a compare with the list's head), so that blocks which keep
  * circulating between threads cost no more than a thread's own. Only the

@@ -404,11 +404,12 @@ extern uint8_t _hak_ss_chunks[HAK_CHUNKS];
 static inline bool hak_in_ss(const void *p)
 {
     uintptr_t chunk = (uintptr_t)p >> HAK_SS_SHIFT;
-    /* A plain load (a compare with memory, where an atomic one is a load and
-     * a test): the byte of a block's chunk was set before the block was
-     * first handed out, and the program's own hand-over of the pointer
-     * orders that before this free. */
-    return chunk < HAK_CHUNKS && _hak_ss_chunks[chunk] != 0;
+    /* Atomic (relaxed: a load and a test): a plain load would be one
+     * compare with memory, but the byte may have been cleared by the unmap
+     * of an earlier SuperSlab at this address in a thread with no
+     * happens-before edge to this one, a data race in C11 that
+     * ThreadSanitizer reports. */
+    return chunk < HAK_CHUNKS && __atomic_load_n(&_hak_ss_chunks[chunk], __ATOMIC_RELAXED);
 }
 
 /* The SuperSlab of p, when hak_in_ss(p). */
