@@ -464,7 +464,6 @@ uint64_t _hak_heap_sweep_spares(uint64_t now, uint64_t idle_ms);
 uint64_t _hak_heap_unpark_idle(uint64_t now, uint64_t idle_ms);
 size_t _hak_slab_purge_pages(hak_slab *s);
 bool  _hak_slab_pages_worth(const hak_slab *s, bool all);
-#define HAK_PAGES_PASS_MIN_MS 100   /* pages inside abandoned slabs: at most this often */
 size_t _hak_heap_purge_pages(hak_heap *heap, bool all, uint32_t *walked);
 extern hak_slab _hak_slab_empty;
 

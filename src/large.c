@@ -55,7 +55,7 @@ static size_t cache_bytes;
 static uint64_t last_take_ms;            /* when a large block was last asked for */
 static uint64_t last_put_ms;             /* when one was last freed into the cache */
 static uint64_t window_ms;               /* start of the current second of requests */
-static uint32_t window_asks;             /* mappings asked for since window_ms */
+static uint32_t window_asks;             /* large_busy tests since window_ms */
 #define BUSY_ASKS 4
 #define CHURN_KEEP_MS 1000
 
@@ -301,9 +301,11 @@ static void *map_fresh(size_t size, size_t align)
     return p;
 }
 
-/* Whether the program is busy with large mappings: it asked for BUSY_ASKS
- * of them within a second (counting this request), or freed one into the
- * cache within CHURN_KEEP_MS. Racy counts: they only choose an advice. */
+/* Whether the program is busy with large mappings: BUSY_ASKS requests
+ * reached this test within a second (counting this one: blocks of 2 MiB and
+ * up that fill half of their last chunk, see thp_wanted), or a mapping was
+ * freed into the cache within CHURN_KEEP_MS. Racy counts: they only choose
+ * an advice. */
 static bool large_busy(void)
 {
     uint64_t t = _hak_now_ms();

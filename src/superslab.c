@@ -28,6 +28,7 @@
 #include "internal.h"
 
 #define ALL_UNITS ((uint32_t)((1ull << HAK_UNITS) - 1))
+#define ABANDONED_PAGES_MIN_MS 100   /* pages inside abandoned slabs: at most this often */
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_superslab *ss_partial;
@@ -501,7 +502,7 @@ uint64_t _hak_pool_purge(uint64_t now, uint64_t delay_ms)
     unmap_list(dead);
     /* pages inside abandoned slabs, at most once per delay, as a heap does */
     static _Atomic uint64_t abandoned_pages_ms;
-    uint64_t gap = delay_ms < HAK_PAGES_PASS_MIN_MS ? HAK_PAGES_PASS_MIN_MS : delay_ms;
+    uint64_t gap = delay_ms < ABANDONED_PAGES_MIN_MS ? ABANDONED_PAGES_MIN_MS : delay_ms;
     if (now == 0 || now - atomic_load_explicit(&abandoned_pages_ms, memory_order_relaxed) >= gap) {
         atomic_store_explicit(&abandoned_pages_ms, now, memory_order_relaxed);
         purge_abandoned_pages(false);

@@ -29,6 +29,24 @@
 
 typedef int (*stats_get_fn)(struct hak_stats *);
 
+/* Blocks of min..min+span-1 bytes (sizes from rng), each filled with fill,
+ * into out[] until they add up to TARGET bytes or cap blocks; with pause,
+ * 1 ms every 500 blocks. Returns how many. */
+static size_t grow(void **out, size_t cap, size_t min, uint64_t span, int fill, rng_t *rng, int pause)
+{
+    size_t n = 0, bytes = 0;
+    while (bytes < TARGET && n < cap) {
+        size_t size = min + (size_t)rng_below(rng, span);
+        out[n] = malloc(size);
+        CHECK(out[n] != NULL, "malloc(%zu)", size);
+        memset(out[n], fill, size);
+        bytes += size;
+        n++;
+        if (pause && n % 500 == 0) usleep(1000);
+    }
+    return n;
+}
+
 static int child_work(const char *mode)
 {
     stats_get_fn stats_get = (stats_get_fn)dlsym(RTLD_DEFAULT, "hak_stats_get");
@@ -41,15 +59,7 @@ static int child_work(const char *mode)
     CHECK(blocks != MAP_FAILED, "mmap of the pointer table");
     rng_t rng;
     rng_seed(&rng, 15);
-    size_t n = 0, bytes = 0;
-    while (bytes < TARGET) {
-        size_t size = 16 + (size_t)rng_below(&rng, 497);
-        blocks[n] = malloc(size);
-        CHECK(blocks[n] != NULL, "malloc(%zu)", size);
-        memset(blocks[n], 0x5a, size);
-        bytes += size;
-        n++;
-    }
+    size_t n = grow(blocks, MAX_BLOCKS, 16, 497, 0x5a, &rng, 0);
     size_t live = n;
     for (size_t i = 0; i < n; i++) {
         if (rng_below(&rng, 10) != 0) {
@@ -61,18 +71,7 @@ static int child_work(const char *mode)
     if (slow) usleep(300 * 1000);
     struct hak_stats before;
     CHECK(stats_get(&before) == 0, "hak_stats_get");
-    void **more = blocks + n;
-    size_t m = 0;
-    bytes = 0;
-    while (bytes < TARGET && n + m < MAX_BLOCKS) {
-        size_t size = 520 + (size_t)rng_below(&rng, 3577);
-        more[m] = malloc(size);
-        CHECK(more[m] != NULL, "malloc(%zu)", size);
-        memset(more[m], 0xa5, size);
-        bytes += size;
-        m++;
-        if (slow && m % 500 == 0) usleep(1000);
-    }
+    size_t m = grow(blocks + n, MAX_BLOCKS - n, 520, 3577, 0xa5, &rng, slow);
     struct hak_stats after;
     CHECK(stats_get(&after) == 0, "hak_stats_get");
     fprintf(stderr, "purged %llu\n", (unsigned long long)(after.bytes_purged - before.bytes_purged));

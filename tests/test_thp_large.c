@@ -69,6 +69,15 @@ static long huge_kib(const void *p)
     return kib;
 }
 
+/* A block of n bytes, written whole. */
+static char *written_block(size_t n, const char *what)
+{
+    char *p = malloc(t_size(n));
+    CHECK(p != NULL, "malloc(%s)", what);
+    memset(p, 1, n);
+    return p;
+}
+
 static void small_block(void)
 {
     char *p = malloc(t_size(40 << 10));
@@ -87,10 +96,7 @@ static void small_block(void)
 
 static void big_block(void)
 {
-    size_t n = (size_t)4 << 20;
-    char *p = malloc(t_size(n));
-    CHECK(p != NULL, "malloc(4 MiB)");
-    memset(p, 1, n);
+    char *p = written_block((size_t)4 << 20, "4 MiB");
     long kib = huge_kib(p);
     printf("HAKMEM_THP=always: a 4 MiB block written whole holds %ld KiB of huge pages\n", kib);
     CHECK(kib > 0, "HAKMEM_THP=always: no huge page in a 4 MiB block written whole");
@@ -104,13 +110,8 @@ static void big_block(void)
  * used, which the advice needs.) */
 static void busy_blocks(void)
 {
-    size_t n = (size_t)7 << 20;
     char *p[8];
-    for (int i = 0; i < 8; i++) {
-        p[i] = malloc(t_size(n));
-        CHECK(p[i] != NULL, "malloc(7 MiB)");
-        memset(p[i], 1, n);
-    }
+    for (int i = 0; i < 8; i++) p[i] = written_block((size_t)7 << 20, "7 MiB");
     long kib = huge_kib(p[7]);
     printf("HAKMEM_THP=auto: the 8th 7 MiB block in a row holds %ld KiB of huge pages\n", kib);
     CHECK(kib > 0, "HAKMEM_THP=auto: no huge page in the 8th 7 MiB block asked for in a row");
@@ -119,10 +120,7 @@ static void busy_blocks(void)
 
 static void one_block(void)
 {
-    size_t n = (size_t)7 << 20;
-    char *p = malloc(t_size(n));
-    CHECK(p != NULL, "malloc(7 MiB)");
-    memset(p, 1, n);
+    char *p = written_block((size_t)7 << 20, "7 MiB");
     long kib = huge_kib(p);
     CHECK(kib == 0, "HAKMEM_THP=auto: one 7 MiB block asked for once holds %ld KiB of huge pages", kib);
     free(p);
