@@ -27,7 +27,13 @@ static inline void push_foreign(hak_heap *heap, hak_slab *s, void *p, bool point
     if (unlikely(b == f->free)) _hak_fatal_block("free(): double free detected", p, s->block_size);
     b->next = f->free;
     f->free = b;
-    if (point_cur) heap->cur[cls] = f;
+    if (point_cur && heap->cur[cls] != f) {
+        /* the cache becomes what malloc pops: the owner's frees into the
+         * active slab join it (free_into_cache) until hak_heap_set_active */
+        heap->cur[cls] = f;
+        hak_slab *a = heap->active[cls];
+        if (a != &_hak_slab_empty) a->to_cache = 1;
+    }
     uint32_t pushed = ++f->pushed;
     if (unlikely((pushed - f->used > _hak_class_foreign_max[cls]) | (pushed > HAK_FOREIGN_PERIOD)))
         _hak_heap_flush_foreign(heap, cls);
@@ -87,21 +93,47 @@ static HAK_NOINLINE void free_other(void *p)
  * its free goes on: a short scan keeps that cheap. */
 #define SUSPECT_SCAN 32
 
-static HAK_COLD void free_marked(hak_heap *heap, hak_slab *s, void *p)
+static void scan_for(hak_slab *s, hak_freelist *f, void *p)
 {
-    hak_block *b = s->free;
-    for (unsigned n = 0; b && n < SUSPECT_SCAN; n++, b = hak_link_get(s, b))
+    hak_block *b = f->free;
+    for (unsigned n = 0; b && n < SUSPECT_SCAN; n++, b = hak_link_get((hak_slab *)f, b))
         if (b == p) _hak_fatal_block("free(): double free detected", p, s->block_size);
-    hak_slab_push_local(heap, s, p);
 }
 
-/* Fast-path budget: 29 instructions from the entry to the first ret, of
- * which 28 run (the SuperSlab test 8, slab lookup 6, owner compare 5 with
- * the TLS load, free-mark test 2, push and mark 4, count and its test 2,
- * ret; gcc places the jump to free_other among them); `make
- * bench-instr` counts them in libhakmem.so's free and fails above this
- * figure. (Issue 14's target is 25: the release build's double-free mark
- * costs 3, the SuperSlab byte's atomic load 1.) About as many for a
+/* The owner frees p into its heap's active slab of the class while malloc
+ * pops from the heap's foreign cache of the class (another heap's blocks
+ * came; the slab is marked to_cache meanwhile): p goes onto that cache too, so the
+ * class keeps one last-in first-out order and the next malloc gets the
+ * block freed last, still in this core's cache, whichever heap's slab it
+ * is from. With two lists, the owner's frees waited under the foreign
+ * blocks, and other threads often took their lines meanwhile (larson with
+ * 2 threads: 15-30% slower). p stays counted in its slab's `used`, as a
+ * foreign block does, and carries the free mark, so that a double free of
+ * it is found there (free_marked). The flush sends it back to its slab's
+ * own list (slab.c). */
+static HAK_NOINLINE void free_into_cache(hak_heap *heap, hak_slab *s, void *p)
+{
+    hak_mark_free(p);
+    push_foreign(heap, s, p, false);
+}
+
+/* The owner's free blocks are on the slab's list or, for a while, on the
+ * heap's foreign cache (free_into_cache): the first of both are looked at. */
+static HAK_COLD void free_marked(hak_heap *heap, hak_slab *s, void *p)
+{
+    scan_for(s, &s->fl, p);
+    if (HAK_FOREIGN_CACHE) scan_for(s, &heap->foreign[s->cls], p);
+    if (s->to_cache) free_into_cache(heap, s, p);
+    else hak_slab_push_local(heap, s, p);
+}
+
+/* Fast-path budget: 31 instructions from the entry to the first ret, of
+ * which 30 run (the SuperSlab test 8, slab lookup 6, owner compare 5 with
+ * the TLS load, free-mark test 2, to_cache test 2, push and mark 4, count
+ * and its test 2, ret; gcc places the jump to free_other among them);
+ * `make bench-instr` counts them in libhakmem.so's free and fails above
+ * this figure. (Issue 14's target is 25: the release build's double-free
+ * mark costs 3, the SuperSlab byte's atomic load 1, the to_cache test 2.) About as many for a
  * block of another thread's slab (the foreign cache, whose double-free
  * check is a compare with the list's head), so that blocks which keep
  * circulating between threads cost no more than a thread's own. Only the
@@ -118,6 +150,10 @@ void _hak_free(void *p)
             hak_dbg_route("local", p);
             if (unlikely(hak_marked_free(p))) {
                 free_marked(heap, s, p);   /* a tail call: the fast path spills nothing */
+                return;
+            }
+            if (unlikely(s->to_cache)) {
+                free_into_cache(heap, s, p);
                 return;
             }
             hak_slab_push_local(heap, s, p);

@@ -150,6 +150,9 @@ typedef struct hak_slab {
     uint16_t bump;                       /* blocks carved from the fresh area so far */
     uint16_t capacity;                   /* blocks the slab holds (<= HAK_MAX_SLAB_BLOCKS) */
     uint8_t unit;                        /* index of its unit in its SuperSlab */
+    uint8_t to_cache;                    /* the owner's frees go to its heap's foreign
+                                            cache: set on the heap's active slab of the
+                                            class while malloc pops that cache (free.c) */
     uint32_t purged;                     /* pages given back to the OS while the slab was in
                                             use, one bit each (slab.c); their blocks are free
                                             and on no list */
@@ -552,6 +555,8 @@ const char *_hak_block_state(hak_slab *s, size_t index);   /* diag.c */
 
 static inline void hak_heap_set_active(hak_heap *heap, unsigned cls, hak_slab *s)
 {
+    hak_slab *was = heap->active[cls];
+    if (was->to_cache) was->to_cache = 0;   /* never written on the empty slab */
     heap->active[cls] = s;
     if (!_hak_stats_on) heap->cur[cls] = &s->fl;
 }

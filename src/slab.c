@@ -115,6 +115,7 @@ void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls)
     s->capacity = (uint16_t)(hak_unit_bytes(s->unit) / s->block_size);
     s->cls = (uint8_t)cls;
     s->start_off = (uint32_t)hak_unit_offset(s->unit);
+    s->to_cache = 0;
     s->purged = 0;
     s->purged_blocks = 0;
     s->looked_free = 0;
@@ -567,9 +568,12 @@ void _hak_slab_free_remote(hak_slab *s, hak_block *first, hak_block *last)
 
 /* ---- the foreign cache -------------------------------------------------- */
 
-/* The cache of class cls is full: its blocks go back to their slabs, one
- * chain per run of blocks from the same slab (a slab is one unit, so "same
- * slab" is "same unit"). */
+/* The cache of class cls is full: its blocks go back to their slabs. A
+ * block of one of the heap's own slabs (its owner freed it while the cache
+ * was what malloc popped, free.c) goes onto its slab's list; the others go
+ * to their slabs' remote lists, one chain and one CAS per run of blocks
+ * from the same slab (a slab is one unit, so "same slab" is "same
+ * unit"). */
 void _hak_heap_flush_foreign(hak_heap *heap, unsigned cls)
 {
     hak_block *b = heap->foreign[cls].free;
@@ -579,21 +583,28 @@ void _hak_heap_flush_foreign(hak_heap *heap, unsigned cls)
     while (b) {
         hak_block *first = b, *last = b;
         uintptr_t unit = (uintptr_t)b >> HAK_UNIT_SHIFT;
+        hak_slab *s = hak_slab_of(hak_ss_of(first), first);
         b = b->next;
+        if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap->owner_tag) {
+            hak_slab_push_local(heap, s, first);
+            continue;
+        }
         while (b && (uintptr_t)b >> HAK_UNIT_SHIFT == unit) {
             last = b;
             b = b->next;
         }
-        hak_slab *s = hak_slab_of((hak_superslab *)hak_pagemap_get(first), first);
         _hak_slab_free_remote(s, first, last);
     }
 }
 
-/* Thread exit, malloc_trim: every cached block goes back. */
+/* Thread exit, malloc_trim: every cached block goes back, and no slab stays
+ * to_cache. */
 void _hak_heap_flush_all_foreign(hak_heap *heap)
 {
-    for (unsigned c = 0; c < HAK_CLASSES; c++)
+    for (unsigned c = 0; c < HAK_CLASSES; c++) {
+        if (heap->cur[c] == &heap->foreign[c]) hak_heap_set_active(heap, c, heap->active[c]);
         if (heap->foreign[c].free) _hak_heap_flush_foreign(heap, c);
+    }
 }
 
 /* Free the blocks other threads handed to this heap. A block whose slab this

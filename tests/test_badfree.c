@@ -153,6 +153,22 @@ static void double_free_foreign(void)
     free(t_hide(p));
 }
 
+/* a block of this thread's own slab, freed twice while another thread's
+ * block is cached (the own block joins the cache, free.c) */
+static void double_free_own_cached(void)
+{
+    void *mine = malloc(t_size(80)), *next = malloc(t_size(80)), *keep = malloc(t_size(80));
+    t_thread t;
+    t_thread_start(&t, alloc_in_thread, NULL);
+    void *other = t_thread_join(&t);
+    free(t_hide(other));
+    free(t_hide(mine));
+    free(t_hide(next));   /* not the same block twice in a row */
+    bad_ptr = mine;
+    free(t_hide(mine));
+    free(keep);
+}
+
 /* glibc's tst-tcfree3: a live block holding the bytes of a freed one is
  * not a double free */
 static void copied_from_freed(void)
@@ -245,6 +261,8 @@ int main(int argc, char **argv)
     expect_abort("double free after other frees", double_free_later, "double free");
     expect_abort("double free after 19 other frees", double_free_after_19, "double free");
     expect_abort("double free of another thread's block", double_free_foreign, "double free");
+    expect_abort("double free of an own block cached beside another's", double_free_own_cached,
+                 "double free");
     t_child c = t_run_child(child_body, (void *)copied_from_freed);
     CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "a live block holding a freed one's bytes was "
           "refused (status %#x): %s", c.status, c.err);

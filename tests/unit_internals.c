@@ -294,7 +294,8 @@ static void test_idle_spares(void)
 /* Blocks freed by a thread that does not own their slab go into its foreign
  * cache: its next malloc of the class takes the last one; a cache past its
  * bound or its period, and the whole cache at thread exit, go back to the
- * owning slab, where the owner finds every block again. */
+ * owning slab, where the owner finds every block again. While the cache is
+ * what malloc pops, the thread's frees of its own blocks go there too. */
 enum { FOREIGN_N = 200, FOREIGN_SIZE = 100 };
 
 static void *foreign_thread(void *arg)
@@ -317,6 +318,17 @@ static void *foreign_thread(void *arg)
     hak_free(x);
     hak_heap *heap = _hak_tl_heap;
     unsigned cls = _hak_class_of(FOREIGN_SIZE);
+
+    /* while malloc pops the cache, the owner's frees join it: the class
+     * keeps one last-in first-out order over both kinds of block */
+    void *own = hak_malloc(FOREIGN_SIZE);
+    CHECK(atomic_load(&slab_of(own)->owner_a) == heap, "%p is not of this thread's slab", own);
+    hak_free(blocks[1]);
+    hak_free(own);
+    void *first = hak_malloc(FOREIGN_SIZE), *second = hak_malloc(FOREIGN_SIZE);
+    CHECK(first == own && second == blocks[1], "after freeing a foreign block, then its own %p: "
+          "malloc gave %p, then %p", own, first, second);
+    hak_free(first);
     for (int i = 1; i < FOREIGN_N; i++) {
         hak_free(blocks[i]);
         uint32_t held = heap->foreign[cls].pushed - heap->foreign[cls].used;
