@@ -596,7 +596,7 @@ void _hak_pool_orphan_slabs(hak_heap *keep)
                 atomic_store_explicit(&s->remote_a, v & ~(uintptr_t)HAK_REMOTE_STATE_MASK, memory_order_relaxed);
                 _hak_slab_collect_remote(s);
                 s->used &= ~HAK_USED_FULL;
-                s->to_cache = 0;   /* its heap's cache is flushed, its owner gone */
+                s->to_cache = 0;   /* owner gone: its cache comes back as remote frees */
             }
             if (s->used == 0) {
                 hak_superslab *gone = release_slab_locked(s);
