@@ -102,12 +102,14 @@ static void scan_for(hak_slab *s, hak_freelist *f, void *p)
 
 /* The owner frees p into its heap's active slab of the class while malloc
  * pops from the heap's foreign cache of the class (another heap's blocks
- * came; the slab is marked to_cache meanwhile): p goes onto that cache too, so the
- * class keeps one last-in first-out order and the next malloc gets the
- * block freed last, still in this core's cache, whichever heap's slab it
- * is from. With two lists, the owner's frees waited under the foreign
- * blocks, and other threads often took their lines meanwhile (larson with
- * 2 threads: 15-30% slower). p stays counted in its slab's `used`, as a
+ * came; the slab is marked to_cache meanwhile): p goes onto that cache
+ * too, so the class keeps one last-in first-out order and the next malloc
+ * gets the block freed last, still in this core's cache, whichever heap's
+ * slab it is from. With two lists, the owner's frees waited under the
+ * foreign blocks, and other threads often took their lines meanwhile
+ * (larson with 1 and 2 threads: 15-30% slower; with 4, the foreign blocks
+ * that now sink under the owner's reach the bound more often, see
+ * DESIGN.md). p stays counted in its slab's `used`, as a
  * foreign block does, and carries the free mark, so that a double free of
  * it is found there (free_marked). The flush sends it back to its slab's
  * own list (slab.c). */
@@ -133,9 +135,10 @@ static HAK_COLD void free_marked(hak_heap *heap, hak_slab *s, void *p)
  * and its test 2, ret; gcc places the jump to free_other among them);
  * `make bench-instr` counts them in libhakmem.so's free and fails above
  * this figure. (Issue 14's target is 25: the release build's double-free
- * mark costs 3, the SuperSlab byte's atomic load 1, the to_cache test 2.) About as many for a
- * block of another thread's slab (the foreign cache, whose double-free
- * check is a compare with the list's head), so that blocks which keep
+ * mark costs 3, the SuperSlab byte's atomic load 1, the to_cache test 2.)
+ * About as many for a block of another thread's slab (the foreign cache,
+ * whose double-free check is a compare with the list's head), so that
+ * blocks which keep
  * circulating between threads cost no more than a thread's own. Only the
  * local path reads the block (the mark): a block freed by another thread
  * is often cold in this core's cache, and a load of it would stall the free
