@@ -107,14 +107,19 @@ static void scan_for(hak_slab *s, hak_freelist *f, void *p)
  * gets the block freed last, still in this core's cache, whichever heap's
  * slab it is from. With two lists, the owner's frees waited under the
  * foreign blocks, and other threads often took their lines meanwhile
- * (larson with 1 and 2 threads: 15-30% slower; with 4, the foreign blocks
- * that now sink under the owner's reach the bound more often, see
- * DESIGN.md). p stays counted in its slab's `used`, as a
+ * (larson with 1 and 2 threads: 10-25% slower). Only into the lower half
+ * of the cache's bound: the foreign blocks sink under the owner's, and a
+ * cache kept full by them sends many more home (DESIGN.md). p stays counted in its slab's `used`, as a
  * foreign block does, and carries the free mark, so that a double free of
  * it is found there (free_marked). The flush sends it back to its slab's
  * own list (slab.c). */
 static HAK_NOINLINE void free_into_cache(hak_heap *heap, hak_slab *s, void *p)
 {
+    hak_freelist *f = &heap->foreign[s->cls];
+    if (f->pushed - f->used >= _hak_class_foreign_max[s->cls] / 2u) {
+        hak_slab_push_local(heap, s, p);   /* the upper half is for foreign blocks */
+        return;
+    }
     hak_mark_free(p);
     push_foreign(heap, s, p, false);
 }
