@@ -109,10 +109,10 @@ static void scan_for(hak_slab *s, hak_freelist *f, void *p)
  * foreign blocks, and other threads often took their lines meanwhile
  * (larson with 1 and 2 threads: 10-25% slower). Only into the lower half
  * of the cache's bound: the foreign blocks sink under the owner's, and a
- * cache kept full by them sends many more home (DESIGN.md). p stays counted in its slab's `used`, as a
- * foreign block does, and carries the free mark, so that a double free of
- * it is found there (free_marked). The flush sends it back to its slab's
- * own list (slab.c). */
+ * cache kept full by them sends many more home (DESIGN.md). p stays
+ * counted in its slab's `used`, as a foreign block does, and carries the
+ * free mark, so that a double free of it is found there (free_marked).
+ * The flush sends it back to its slab's own list (slab.c). */
 static HAK_NOINLINE void free_into_cache(hak_heap *heap, hak_slab *s, void *p)
 {
     hak_freelist *f = &heap->foreign[s->cls];
@@ -143,11 +143,10 @@ static HAK_COLD void free_marked(hak_heap *heap, hak_slab *s, void *p)
  * mark costs 3, the SuperSlab byte's atomic load 1, the to_cache test 2.)
  * About as many for a block of another thread's slab (the foreign cache,
  * whose double-free check is a compare with the list's head), so that
- * blocks which keep
- * circulating between threads cost no more than a thread's own. Only the
- * local path reads the block (the mark): a block freed by another thread
- * is often cold in this core's cache, and a load of it would stall the free
- * where a store does not. */
+ * blocks which keep circulating between threads cost no more than a
+ * thread's own. Only the local path reads the block (the mark): a block
+ * freed by another thread is often cold in this core's cache, and a load
+ * of it would stall the free where a store does not. */
 void _hak_free(void *p)
 {
     if (likely(hak_in_ss(p))) {
