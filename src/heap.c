@@ -347,6 +347,7 @@ static void thread_done(void *arg)
     if (heap == NULL || heap == &heap_empty) return;
     bool late = heap->late;
     bool park = !late && _hak_opt.free_policy != HAK_POLICY_EAGER;   /* eager: no passes to unpark it */
+    _hak_heap_trim_tails(heap, false);
     if (!park) {
         heap_abandon(heap);
     } else {
@@ -480,7 +481,8 @@ size_t _hak_heap_trim_thread(hak_heap *heap)
     if (heap->is_empty_heap) return 0;
     _hak_heap_flush_all_foreign(heap);
     _hak_heap_drain_delayed(heap);
-    size_t bytes = _hak_heap_return_spares(heap) + _hak_heap_purge_pages(heap, true, NULL);
+    size_t bytes = _hak_heap_return_spares(heap) + _hak_heap_trim_tails(heap, true) +
+                   _hak_heap_purge_pages(heap, true, NULL);
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
         hak_slab *s = heap->partial[c].first;
         while (s) {

@@ -153,6 +153,10 @@ typedef struct hak_slab {
     uint8_t to_cache;                    /* the owner's frees go to its heap's foreign
                                             cache: set on the heap's active slab of the
                                             class while malloc pops that cache (free.c) */
+    uint8_t touched;                     /* pages of the unit, from the start of its blocks,
+                                            that may be resident: written since the unit
+                                            was last given back to the OS whole (slab.c's
+                                            tails); kept when the unit changes class */
     uint32_t purged;                     /* pages given back to the OS while the slab was in
                                             use, one bit each (slab.c); their blocks are free
                                             and on no list */
@@ -333,6 +337,8 @@ typedef struct hak_heap {
                                             given back itself */
     uint32_t pages_mark;                 /* pages_held that makes the next pass over
                                             the free pages inside its slabs due (slab.c) */
+    uint32_t tails;                      /* slabs set up on resident units since its
+                                            tails were last trimmed (slab.c) */
     bool is_empty_heap;                  /* the static heap of uninitialised threads */
     bool owned;                          /* a thread owns it (not on the free-heap list) */
     bool parked;                         /* on the free-heap list with its slabs, as its
@@ -468,6 +474,7 @@ uint64_t _hak_heap_unpark_idle(uint64_t now, uint64_t idle_ms);
 size_t _hak_slab_purge_pages(hak_slab *s);
 bool  _hak_slab_pages_worth(const hak_slab *s, bool all);
 size_t _hak_heap_purge_pages(hak_heap *heap, bool all, uint32_t *walked);
+size_t _hak_heap_trim_tails(hak_heap *heap, bool all);
 extern hak_slab _hak_slab_empty;
 
 /* heap.c: per-thread heaps, process start, thread exit, fork. */

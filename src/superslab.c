@@ -246,6 +246,9 @@ static int pick_units(const hak_superslab *ss, unsigned n, size_t size, bool uni
 
 static void claim_units(hak_superslab *ss, uint32_t units)
 {
+    /* a unit that is not dirty was given back whole, or never written */
+    for (unsigned u = 0; u < HAK_UNITS; u++)
+        if ((units & ~ss->dirty_units) >> u & 1) ss->slabs[u].touched = 0;
     uint32_t was = ss->free_units;
     ss->free_units &= ~units;
     claim_dirty(ss, units);
@@ -379,6 +382,7 @@ hak_slab *_hak_pool_take_slab(hak_heap *heap, unsigned cls)
     hak_slab *s = abandoned[cls].first;
     if (s) {
         _hak_slab_list_remove(&abandoned[cls], s);
+        if (s->touched) heap->tails++;
         atomic_store_explicit(&s->owner_a, heap->owner_tag, memory_order_release);
         _hak_pool_unlock();
         return s;
@@ -414,7 +418,10 @@ hak_slab *_hak_pool_take_run(size_t size, bool unit_aligned, uint32_t *dirty)
     if (s == NULL) return NULL;
     hak_superslab *ss = hak_ss_of_slab(s);
     _hak_pool_lock();   /* the fork child reads the marks under it */
-    for (unsigned u = s->unit; u < s->unit + n; u++) ss->slabs[u].run = (uint8_t)(s->unit + 1);
+    for (unsigned u = s->unit; u < s->unit + n; u++) {
+        ss->slabs[u].run = (uint8_t)(s->unit + 1);
+        ss->slabs[u].touched = (uint8_t)(hak_unit_bytes(u) / HAK_PAGE);   /* the block's to write */
+    }
     s->run_units = (uint8_t)n;
     _hak_pool_unlock();
     return s;
