@@ -283,7 +283,7 @@ static void alive_init(hak_heap *h)
 }
 
 /* A heap with no slab, spare or cached block: every class on the empty
- * slab, owned by no thread. */
+ * slab, no slab counted as held, owned by no thread. */
 static void heap_reset(hak_heap *h)
 {
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
@@ -295,6 +295,9 @@ static void heap_reset(hak_heap *h)
         h->foreign[c].used = 0;
         h->foreign[c].pushed = 0;
     }
+    h->pages_held = 0;
+    h->pages_mark = 0;
+    h->tails = 0;
     h->owned = false;
 }
 
@@ -327,6 +330,7 @@ static void heap_abandon(hak_heap *heap)
     _hak_heap_return_spares(heap);
     heap->pages_held = 0;
     heap->pages_mark = 0;
+    heap->tails = 0;
 }
 
 /* The heap goes onto the free-heap list, owned by no thread. */

@@ -2,8 +2,8 @@
  * the owned-range map, pointer-to-owner lookup, slab alignment, spare slabs
  * moving between classes and taken back from an idle thread, the foreign
  * cache, and the OS layer's failure path, pages given back from slabs in
- * use. Linked with the static library;
- * sees src/. */
+ * use, the fork child's reset of its parent's heaps. Linked with the static
+ * library; sees src/. */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "testutil.h"
@@ -500,6 +502,82 @@ static void test_purge_abandoned_pages(void)
     }
 }
 
+/* The fork child: a heap its parent's thread held, with its slabs and its
+ * counts of them, waits for the child's threads with none of either (the
+ * slabs were abandoned, so the count of slabs held must say 0, or the next
+ * owner's first pass over its pages comes early or late). */
+#define FORKED_N 3000
+#define FORKED_SIZE 1000
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    hak_heap *heap;
+    bool done;
+} forked = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false };
+
+static void *hold_slabs(void *arg)
+{
+    void **blocks = arg;
+    for (int i = 0; i < FORKED_N; i++) {
+        blocks[i] = hak_malloc(FORKED_SIZE);
+        CHECK(blocks[i] != NULL, "hak_malloc");
+    }
+    pthread_mutex_lock(&forked.lock);
+    forked.heap = _hak_tl_heap;
+    pthread_cond_broadcast(&forked.cond);
+    while (!forked.done) pthread_cond_wait(&forked.cond, &forked.lock);
+    pthread_mutex_unlock(&forked.lock);
+    for (int i = 0; i < FORKED_N; i++) hak_free(blocks[i]);
+    return NULL;
+}
+
+static void *child_heap(void *arg)
+{
+    (void)arg;
+    hak_free(hak_malloc(16));
+    return _hak_tl_heap;
+}
+
+static void test_fork_heap_reset(void)
+{
+    static void *blocks[FORKED_N];
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, hold_slabs, blocks) == 0, "pthread_create");
+    pthread_mutex_lock(&forked.lock);
+    while (forked.heap == NULL) pthread_cond_wait(&forked.cond, &forked.lock);
+    pthread_mutex_unlock(&forked.lock);
+    CHECK(forked.heap->pages_held >= 20, "the thread holds only %u slabs", forked.heap->pages_held);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        pthread_t c;
+        void *h = NULL;
+        if (pthread_create(&c, NULL, child_heap, NULL) != 0 || pthread_join(c, &h) != 0) _exit(2);
+        hak_heap *heap = h;
+        if (heap != forked.heap) _exit(3);   /* the child's thread took another heap */
+        uint32_t slabs = 0;
+        for (unsigned c = 0; c < HAK_CLASSES; c++) {
+            for (hak_slab *s = heap->partial[c].first; s; s = s->next) slabs++;
+            for (hak_slab *s = heap->full[c].first; s; s = s->next) slabs++;
+        }
+        slabs += spare_count(heap);
+        if (heap->pages_held != slabs || heap->tails > slabs) {
+            fprintf(stderr, "FAIL: the fork child's reused heap holds %u slabs: pages_held %u tails %u\n",
+                    slabs, heap->pages_held, heap->tails);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork child: status %#x", status);
+    pthread_mutex_lock(&forked.lock);
+    forked.done = true;
+    pthread_cond_broadcast(&forked.cond);
+    pthread_mutex_unlock(&forked.lock);
+    pthread_join(t, NULL);
+}
+
 int main(void)
 {
     test_size_classes();
@@ -511,6 +589,7 @@ int main(void)
     test_foreign_cache();
     test_purge_pages();
     test_purge_abandoned_pages();
+    test_fork_heap_reset();
     test_os_failure();
     printf("unit_internals: ok\n");
     return 0;
