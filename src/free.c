@@ -63,7 +63,7 @@ static HAK_NOINLINE void free_remote(hak_slab *s, void *p)
         return;
     }
     hak_dbg_route("remote", p);
-    _hak_slab_free_remote(s, p, p);
+    _hak_slab_free_remote(s, p, p, 1);
 }
 
 /* NULL, large blocks, and pointers hakmem does not own. */

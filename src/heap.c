@@ -530,7 +530,7 @@ void _hak_heap_sweep_unowned(void)
         if (!me->is_empty_heap && atomic_load_explicit(&s->owner_a, memory_order_relaxed) == me->owner_tag)
             hak_slab_push_local(me, s, todo);
         else
-            _hak_slab_free_remote(s, todo, todo);
+            _hak_slab_free_remote(s, todo, todo, 1);
         todo = next;
     }
 }

@@ -132,6 +132,15 @@ enum {
                                 remote free hands its block to the owner heap */
     HAK_REMOTE_STATE_MASK = 3,
 };
+/* The rest of the word: the chain's first block in the low 48 bits (NULL:
+ * no chain; blocks are 16-byte aligned, so the state bits are free, and
+ * Linux maps a hint-less mmap below 2^47), and in the top 16 bits the
+ * number of blocks on the chain, so that the owner takes the chain back
+ * without walking its cold blocks. */
+#define HAK_REMOTE_HEAD_MASK   ((((uintptr_t)1 << 48) - 1) & ~(uintptr_t)HAK_REMOTE_STATE_MASK)
+#define HAK_REMOTE_COUNT_SHIFT 48
+_Static_assert(sizeof(uintptr_t) == 8, "the remote-free word holds a count in its top 16 bits");
+_Static_assert(HAK_MAX_SLAB_BLOCKS < ((size_t)1 << 16), "a slab's block count fits the remote-free word");
 
 /* One slab: one unit serving one size class. Every class, up to 32 KiB, has
  * 1-unit slabs (at least 3 blocks), so a slab that empties can serve any
@@ -180,7 +189,7 @@ typedef struct hak_slab {
                                             valgrind's leak check) */
 
     /* Written by other threads' frees. */
-    _Alignas(64) _Atomic uintptr_t remote_a;   /* remote-free list head | HAK_REMOTE_* */
+    _Alignas(64) _Atomic uintptr_t remote_a;   /* count | head offset | HAK_REMOTE_*, above */
 
     /* The pool's line (pool lock): in unit 0's descriptor its first bytes
      * hold the SuperSlab's own fields (hak_superslab); then, in every
@@ -459,7 +468,7 @@ uint64_t _hak_pool_each_unit(void (*fn)(void *arg, hak_superslab *ss, unsigned u
 /* slab.c: the slab-level slow paths of one heap. */
 void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls);
 void  _hak_slab_free_slow(hak_heap *heap, hak_slab *s);
-void  _hak_slab_free_remote(hak_slab *s, hak_block *first, hak_block *last);
+void  _hak_slab_free_remote(hak_slab *s, hak_block *first, hak_block *last, uint32_t n);
 void  _hak_heap_flush_foreign(hak_heap *heap, unsigned cls);
 void  _hak_heap_flush_all_foreign(hak_heap *heap);
 void  _hak_slab_collect_remote(hak_slab *s);

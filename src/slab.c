@@ -251,25 +251,40 @@ static bool slab_carve(hak_slab *s)
     return true;
 }
 
+static inline hak_block *remote_head(uintptr_t v)
+{
+    return (hak_block *)(v & HAK_REMOTE_HEAD_MASK);
+}
+
 /* Take every block other threads freed into s onto its local list. Called by
- * the owner, or under the pool lock for an abandoned slab. */
+ * the owner, or under the pool lock for an abandoned slab. An empty local
+ * list becomes the chain itself, unwalked, where remote and local links are
+ * the same plain pointers (not the secure build; the debug build walks it to
+ * check the count). */
 void _hak_slab_collect_remote(hak_slab *s)
 {
     uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
-    if ((v & ~(uintptr_t)HAK_REMOTE_STATE_MASK) == 0) return;
+    if ((v & HAK_REMOTE_HEAD_MASK) == 0) return;
     hak_assert((v & HAK_REMOTE_STATE_MASK) == HAK_REMOTE_NORMAL);
     v = atomic_exchange_explicit(&s->remote_a, HAK_REMOTE_NORMAL, memory_order_acquire);
-    hak_block *b = (hak_block *)(v & ~(uintptr_t)HAK_REMOTE_STATE_MASK);
-    uint32_t n = 0;
-    while (b) {   /* remote links are plain; local ones go through hak_link_set */
+    hak_block *b = remote_head(v);
+    uint32_t n = (uint32_t)(v >> HAK_REMOTE_COUNT_SHIFT);
+    hak_assert(n > 0 && s->used >= n);
+    s->used -= n;
+    if (!HAK_SECURE && !HAK_DEBUG && s->free == NULL) {
+        s->free = b;
+        return;
+    }
+    uint32_t walked = 0;
+    while (b) {
         hak_block *next = b->next;
         hak_link_set(b, s->free);
         s->free = b;
         b = next;
-        n++;
+        walked++;
     }
-    hak_assert(s->used >= n);
-    s->used -= n;
+    hak_assert(walked == n);
+    (void)walked;
 }
 
 /* Mark s NOTIFY before it goes on the full list; fails if remote frees
@@ -277,7 +292,7 @@ void _hak_slab_collect_remote(hak_slab *s)
 static bool slab_mark_full(hak_slab *s)
 {
     uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
-    while ((v & ~(uintptr_t)HAK_REMOTE_STATE_MASK) == 0) {
+    while ((v & HAK_REMOTE_HEAD_MASK) == 0) {
         if (atomic_compare_exchange_weak_explicit(&s->remote_a, &v, HAK_REMOTE_NOTIFY,
                                                   memory_order_acq_rel, memory_order_relaxed))
             return true;
@@ -612,10 +627,11 @@ static void heap_push_delayed(hak_heap *heap, hak_block *first, hak_block *last)
                                                     memory_order_release, memory_order_relaxed));
 }
 
-/* A thread that does not own s frees the chain first..last of its blocks
+/* A thread that does not own s frees the chain first..last of its n blocks
  * (linked by plain next pointers). No lock; one CAS for the chain. */
-void _hak_slab_free_remote(hak_slab *s, hak_block *first, hak_block *last)
+void _hak_slab_free_remote(hak_slab *s, hak_block *first, hak_block *last, uint32_t n)
 {
+    hak_assert(((uintptr_t)first & ~HAK_REMOTE_HEAD_MASK) == 0 && n > 0);
     uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
     for (;;) {
         if ((v & HAK_REMOTE_STATE_MASK) == HAK_REMOTE_NOTIFY) {
@@ -631,8 +647,10 @@ void _hak_slab_free_remote(hak_slab *s, hak_block *first, hak_block *last)
             v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
             continue;   /* abandoned meanwhile: the slab's own list will do */
         }
-        last->next = (hak_block *)(v & ~(uintptr_t)HAK_REMOTE_STATE_MASK);
-        if (atomic_compare_exchange_weak_explicit(&s->remote_a, &v, (uintptr_t)first | (v & HAK_REMOTE_STATE_MASK),
+        last->next = remote_head(v);
+        uintptr_t nv = (v & ~HAK_REMOTE_HEAD_MASK) + ((uintptr_t)n << HAK_REMOTE_COUNT_SHIFT)
+                     + (uintptr_t)first;
+        if (atomic_compare_exchange_weak_explicit(&s->remote_a, &v, nv,
                                                   memory_order_release, memory_order_relaxed))
             return;
     }
@@ -661,11 +679,13 @@ void _hak_heap_flush_foreign(hak_heap *heap, unsigned cls)
             hak_slab_push_local(heap, s, first);
             continue;
         }
+        uint32_t n = 1;
         while (b && (uintptr_t)b >> HAK_UNIT_SHIFT == unit) {
             last = b;
             b = b->next;
+            n++;
         }
-        _hak_slab_free_remote(s, first, last);
+        _hak_slab_free_remote(s, first, last, n);
     }
 }
 
@@ -692,7 +712,7 @@ void _hak_heap_drain_delayed(hak_heap *heap)
         if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap->owner_tag)
             hak_slab_push_local(heap, s, b);
         else
-            _hak_slab_free_remote(s, b, b);
+            _hak_slab_free_remote(s, b, b, 1);
         b = next;
     }
 }

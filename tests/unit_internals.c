@@ -1,9 +1,9 @@
 /* unit_internals.c: unit tests of hakmem's internal pieces: size classes,
  * the owned-range map, pointer-to-owner lookup, slab alignment, spare slabs
  * moving between classes and taken back from an idle thread, the foreign
- * cache, and the OS layer's failure path, pages given back from slabs in
- * use, the fork child's reset of its parent's heaps. Linked with the static
- * library; sees src/. */
+ * cache, a remote-free chain and its count, the OS layer's failure path,
+ * pages given back from slabs in use, the fork child's reset of its
+ * parent's heaps. Linked with the static library; sees src/. */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
@@ -375,6 +375,64 @@ static void test_foreign_cache(void)
     hak_free(got);
 }
 
+/* Blocks another thread frees into a slab reach its remote-free word with
+ * their count, and the owner takes them back whole: used drops by that
+ * count and the local list holds exactly those blocks. */
+enum { REMOTE_SIZE = 1500, REMOTE_N = 5 };
+
+static void *remote_free_thread(void *arg)
+{
+    void **b = arg;   /* blocks of one slab of another thread's */
+    for (int i = 0; i < REMOTE_N; i++) hak_free(b[i]);
+    return NULL;   /* thread exit flushes the foreign cache */
+}
+
+static void test_remote_chain(void)
+{
+    enum { MAX = 512 };
+    void *mine[MAX], *theirs[REMOTE_N];
+    int n = 0, in_s = 0;
+    hak_slab *s = NULL;
+    /* REMOTE_N blocks or more of slab s out, and its local list empty, so
+     * that the chain becomes the list */
+    do {
+        CHECK(n < MAX, "no slab of class %d had an empty list after %d mallocs", REMOTE_SIZE, n);
+        mine[n] = hak_malloc(REMOTE_SIZE);
+        if (slab_of(mine[n]) != s) {
+            s = slab_of(mine[n]);
+            in_s = 0;
+        }
+        in_s++;
+        n++;
+    } while (in_s < REMOTE_N || s->free != NULL);
+    for (int i = 0; i < REMOTE_N; i++) {
+        theirs[i] = mine[n - 1 - i];
+        mine[n - 1 - i] = NULL;
+    }
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, remote_free_thread, theirs) == 0, "pthread_create");
+    pthread_join(t, NULL);
+
+    uintptr_t v = atomic_load(&s->remote_a);
+    CHECK((v >> HAK_REMOTE_COUNT_SHIFT) == REMOTE_N, "remote-free word counts %lu blocks, not %d",
+          (unsigned long)(v >> HAK_REMOTE_COUNT_SHIFT), REMOTE_N);
+    CHECK((v & HAK_REMOTE_STATE_MASK) == HAK_REMOTE_NORMAL, "remote state %lu",
+          (unsigned long)(v & HAK_REMOTE_STATE_MASK));
+    uint32_t used = s->used;
+    _hak_slab_collect_remote(s);
+    CHECK(s->used == used - REMOTE_N, "used %u after collecting %d of %u", s->used, REMOTE_N, used);
+    CHECK(atomic_load(&s->remote_a) == HAK_REMOTE_NORMAL, "remote-free word not cleared");
+    int listed = 0;
+    for (hak_block *b = s->free; b != NULL && listed <= REMOTE_N; b = hak_link_get(s, b)) {
+        bool freed = false;
+        for (int i = 0; i < REMOTE_N; i++) freed |= (void *)b == theirs[i];
+        CHECK(freed, "%p on the local list was not freed", (void *)b);
+        listed++;
+    }
+    CHECK(listed == REMOTE_N, "local list holds %d blocks, not %d", listed, REMOTE_N);
+    for (int i = 0; i < n; i++) hak_free(mine[i]);
+}
+
 /* Pages whose blocks are all free go back to the OS from a slab in use;
  * their blocks leave the free list and come back, each once, when the slab
  * has nothing else to give. */
@@ -589,6 +647,7 @@ int main(void)
     test_foreign_cache();
     test_purge_pages();
     test_purge_abandoned_pages();
+    test_remote_chain();
     test_fork_heap_reset();
     test_os_failure();
     printf("unit_internals: ok\n");
