@@ -306,14 +306,16 @@ static void heap_reset(hak_heap *h)
 static void heap_abandon(hak_heap *heap)
 {
     _hak_heap_flush_all_foreign(heap);
-    /* No slab may stay NOTIFY: after this loop no new block can be handed to
-     * this heap, except by a free already past its CAS (see slab.c). */
+    /* No slab may stay NOTIFY (partial slabs keep the mark they had on the
+     * full list): after this loop no new block can be handed to this heap,
+     * except by a free already past its CAS (see slab.c). */
     for (unsigned c = 0; c < HAK_CLASSES; c++) {
         while (heap->full[c].first) {
             hak_slab *s = heap->full[c].first;
             s->used |= HAK_USED_FULL;   /* as free_slow expects of a slab on the full list */
             _hak_slab_free_slow(heap, s);    /* moves it to the partial list */
         }
+        for (hak_slab *s = heap->partial[c].first; s; s = s->next) _hak_slab_clear_notify(s);
     }
     _hak_heap_drain_delayed(heap);
     for (unsigned c = 0; c < HAK_CLASSES; c++) {

@@ -166,6 +166,9 @@ typedef struct hak_slab {
                                             that may be resident: written since the unit
                                             was last given back to the OS whole (slab.c's
                                             tails); kept when the unit changes class */
+    uint8_t remote_seen;                 /* other threads' frees reached it since it was
+                                            set up (slab.c: whether leaving the full
+                                            list clears NOTIFY) */
     uint32_t purged;                     /* pages given back to the OS while the slab was in
                                             use, one bit each (slab.c); their blocks are free
                                             and on no list */
@@ -472,6 +475,7 @@ void  _hak_slab_free_remote(hak_slab *s, hak_block *first, hak_block *last, uint
 void  _hak_heap_flush_foreign(hak_heap *heap, unsigned cls);
 void  _hak_heap_flush_all_foreign(hak_heap *heap);
 void  _hak_slab_collect_remote(hak_slab *s);
+void  _hak_slab_clear_notify(hak_slab *s);
 void  _hak_heap_drain_delayed(hak_heap *heap);
 void  _hak_slab_list_push(hak_slab_list *l, hak_slab *s);
 void  _hak_slab_list_remove(hak_slab_list *l, hak_slab *s);

@@ -8,10 +8,10 @@
  *   pool           NULL     0           free_units bit          a heap taking a slab or a run: pool lock
  *   spare          NULL     0           a heap's spare[i]       the owner heap (exchange) -> owned;
  *                                                               a purge pass (exchange) -> pool
- *   owned partial  heap     class size  heap's partial[cls]     the owner: -> full (NOTIFY set by CAS,
- *                                                               only while remote_a is empty), -> spare
- *                                                               or pool when empty, -> abandoned at
- *                                                               its heap's abandon
+ *   owned partial  heap     class size  heap's partial[cls];    the owner: -> full (NOTIFY set by CAS,
+ *                                       remote_a NOTIFY if it   only while remote_a is empty), -> spare
+ *                                       left full with no       or pool when empty, -> abandoned at
+ *                                       remote frees seen       its heap's abandon (NOTIFY cleared)
  *   owned full     heap     class size  heap's full[cls];       the first remote push, which clears
  *                                       used | HAK_USED_FULL;   NOTIFY by CAS and hands its blocks to
  *                                       remote_a NOTIFY         the heap's delayed list; the owner's
@@ -93,7 +93,10 @@
  * not looked at, so the owner marks it NOTIFY (only while its remote list is
  * empty): the first remote push that sees the mark clears it and hands its
  * blocks to the owner heap's delayed list instead. Draining that list brings
- * the slab back to the partial list. Blocks being handed over are still
+ * the slab back to the partial list. A slab its owner's frees bring back
+ * keeps the mark if no other thread has freed into it yet (slab_leave_full),
+ * so that slabs of few big blocks cycle between the lists without an
+ * atomic operation. Blocks being handed over are still
  * counted in `used`, so the slab cannot be emptied and reused while the
  * hand-over is in flight; heaps are never unmapped, so a hand-over to a heap
  * whose thread just exited is safe too (the blocks are forwarded when the
@@ -127,6 +130,7 @@ void _hak_slab_init(hak_slab *s, hak_heap *heap, unsigned cls)
     s->cls = (uint8_t)cls;
     s->start_off = (uint32_t)hak_unit_offset(s->unit);
     s->to_cache = 0;
+    s->remote_seen = 0;
     if (s->touched) heap->tails++;   /* touched is the unit's: it stays */
     s->purged = 0;
     s->purged_blocks = 0;
@@ -183,11 +187,6 @@ static void carve_order(uint16_t *order, uint32_t n)
         order[j] = t;
     }
 }
-#else
-static void carve_order(uint16_t *order, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
-}
 #endif
 
 /* Pages [first, last] of a slab as bits of hak_slab.purged. */
@@ -228,32 +227,53 @@ static bool slab_recarve(hak_slab *s)
     return true;
 }
 
-static bool slab_carve(hak_slab *s)
+/* Carves the next blocks of s, about a page's worth: returns the first
+ * (counted in `used`, as a pop counts it) and pushes the rest onto the free
+ * list, so that a class whose blocks are a page or larger takes its block
+ * without a trip through the list. NULL when s has nothing left to carve. */
+static void *slab_carve(hak_slab *s)
 {
     uint32_t left = s->capacity - s->bump;
-    if (left == 0) return slab_recarve(s);
-    uint32_t n = CARVE_BYTES / s->block_size;
+    if (left == 0) return slab_recarve(s) ? hak_slab_pop(s) : NULL;
+    uint32_t n = s->block_size >= CARVE_BYTES ? 1 : CARVE_BYTES / s->block_size;
     if (n < CARVE_MIN_BLOCKS) n = CARVE_MIN_BLOCKS;
     if (n > left) n = left;
     char *base = hak_slab_start(s) + (size_t)s->bump * s->block_size;
-    uint16_t order[CARVE_BYTES / HAK_ALIGN];
-    carve_order(order, n);
     s->bump = (uint16_t)(s->bump + n);
     uint32_t pages = carved_pages(s);
     if (pages > s->touched) s->touched = (uint8_t)pages;
-    /* push in reverse, so the list pops in `order` */
-    for (uint32_t i = n; i-- > 0;) {
-        hak_block *b = (hak_block *)(base + (size_t)order[i] * s->block_size);
+#if HAK_SECURE
+    uint16_t order[CARVE_BYTES / HAK_ALIGN];
+    carve_order(order, n);
+#define CARVED(i) (base + (size_t)order[i] * s->block_size)
+#else
+#define CARVED(i) (base + (size_t)(i) * s->block_size)
+#endif
+    /* push in reverse, so the list pops in carving order after the first */
+    for (uint32_t i = n; i-- > 1;) {
+        hak_block *b = (hak_block *)CARVED(i);
         hak_dbg_fresh(s, b);
         hak_link_set(b, s->free);
         s->free = b;
     }
-    return true;
+    hak_block *first = (hak_block *)CARVED(0);
+#undef CARVED
+    hak_dbg_fresh(s, first);
+    s->used++;
+    hak_dbg_alloc(s, first);
+    return first;
 }
 
 static inline hak_block *remote_head(uintptr_t v)
 {
     return (hak_block *)(v & HAK_REMOTE_HEAD_MASK);
+}
+
+/* Whether other threads freed blocks into s since it last collected them
+ * (the refill's test, inline: most slabs it looks at have none). */
+static inline bool slab_has_remote(const hak_slab *s)
+{
+    return (atomic_load_explicit(&s->remote_a, memory_order_relaxed) & HAK_REMOTE_HEAD_MASK) != 0;
 }
 
 /* Take every block other threads freed into s onto its local list. Called by
@@ -271,6 +291,7 @@ void _hak_slab_collect_remote(hak_slab *s)
     uint32_t n = (uint32_t)(v >> HAK_REMOTE_COUNT_SHIFT);
     hak_assert(n > 0 && s->used >= n);
     s->used -= n;
+    s->remote_seen = 1;
     if (!HAK_SECURE && !HAK_DEBUG && s->free == NULL) {
         s->free = b;
         return;
@@ -288,10 +309,14 @@ void _hak_slab_collect_remote(hak_slab *s)
 }
 
 /* Mark s NOTIFY before it goes on the full list; fails if remote frees
- * arrived meanwhile (then the slab is not full after all). */
+ * arrived meanwhile (then the slab is not full after all). A slab that left
+ * the full list through its owner's frees kept the mark (slab_leave_full),
+ * so one that keeps filling and draining without other threads' frees
+ * takes no atomic operation here after the first time. */
 static bool slab_mark_full(hak_slab *s)
 {
     uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
+    if (v == HAK_REMOTE_NOTIFY) return true;
     while ((v & HAK_REMOTE_HEAD_MASK) == 0) {
         if (atomic_compare_exchange_weak_explicit(&s->remote_a, &v, HAK_REMOTE_NOTIFY,
                                                   memory_order_acq_rel, memory_order_relaxed))
@@ -300,7 +325,9 @@ static bool slab_mark_full(hak_slab *s)
     return false;
 }
 
-static void slab_clear_notify(hak_slab *s)
+/* The next remote free into s goes onto its remote list again, not the
+ * owner's delayed list. */
+void _hak_slab_clear_notify(hak_slab *s)
 {
     uintptr_t v = atomic_load_explicit(&s->remote_a, memory_order_relaxed);
     while ((v & HAK_REMOTE_STATE_MASK) != HAK_REMOTE_NORMAL) {
@@ -311,11 +338,18 @@ static void slab_clear_notify(hak_slab *s)
     }
 }
 
+/* s leaves the full list. Its NOTIFY mark, if no remote free cleared it
+ * yet, is cleared (a CAS) only if other threads have freed into s before:
+ * a slab only its owner frees into keeps it, so that a slab of few big
+ * blocks, which its owner's frees move between the lists all the time,
+ * takes no atomic operation there (slab_mark_full); the first remote free
+ * into it then hands its blocks to the delayed list, as into a full slab,
+ * and the owner drains that list at its next refill. */
 static void slab_leave_full(hak_heap *heap, hak_slab *s)
 {
     _hak_slab_list_remove(&heap->full[s->cls], s);
     s->used &= ~HAK_USED_FULL;
-    slab_clear_notify(s);
+    if (s->remote_seen) _hak_slab_clear_notify(s);
     _hak_slab_list_push(&heap->partial[s->cls], s);
 }
 
@@ -368,11 +402,12 @@ static void heap_purge_pages_if_due(hak_heap *heap)
  * slab from the pool. NULL only when out of memory. */
 void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
 {
-    _hak_heap_drain_delayed(heap);
+    if (atomic_load_explicit(&heap->delayed_a, memory_order_relaxed) != NULL)
+        _hak_heap_drain_delayed(heap);
     for (;;) {
         /* blocks the slabs already have first: carving touches new pages */
         for (hak_slab *s = heap->partial[cls].first; s; s = s->next) {
-            if (s->free == NULL) _hak_slab_collect_remote(s);
+            if (s->free == NULL && slab_has_remote(s)) _hak_slab_collect_remote(s);
             if (s->free) {
                 hak_heap_set_active(heap, cls, s);
                 return hak_slab_pop(s);
@@ -381,10 +416,11 @@ void *_hak_heap_refill_alloc(hak_heap *heap, unsigned cls)
         hak_slab *s = heap->partial[cls].first;
         while (s) {
             hak_slab *next = s->next;
-            if (s->free == NULL) _hak_slab_collect_remote(s);
-            if (s->free || slab_carve(s)) {
+            if (s->free == NULL && slab_has_remote(s)) _hak_slab_collect_remote(s);
+            void *p = s->free ? hak_slab_pop(s) : slab_carve(s);
+            if (p) {
                 hak_heap_set_active(heap, cls, s);
-                return hak_slab_pop(s);
+                return p;
             }
             if (slab_mark_full(s)) {
                 _hak_slab_list_remove(&heap->partial[cls], s);
@@ -709,9 +745,10 @@ void _hak_heap_drain_delayed(hak_heap *heap)
     while (b) {
         hak_block *next = b->next;
         hak_slab *s = hak_slab_of((hak_superslab *)hak_pagemap_get(b), b);
-        if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap->owner_tag)
+        if (atomic_load_explicit(&s->owner_a, memory_order_relaxed) == heap->owner_tag) {
+            s->remote_seen = 1;
             hak_slab_push_local(heap, s, b);
-        else
+        } else
             _hak_slab_free_remote(s, b, b, 1);
         b = next;
     }

@@ -1,7 +1,8 @@
 /* unit_internals.c: unit tests of hakmem's internal pieces: size classes,
  * the owned-range map, pointer-to-owner lookup, slab alignment, spare slabs
  * moving between classes and taken back from an idle thread, the foreign
- * cache, a remote-free chain and its count, the OS layer's failure path,
+ * cache, a remote-free chain and its count, a full slab's NOTIFY mark kept
+ * while only its owner frees into it, the OS layer's failure path,
  * pages given back from slabs in use, the fork child's reset of its
  * parent's heaps. Linked with the static library; sees src/. */
 #include <assert.h>
@@ -433,6 +434,87 @@ static void test_remote_chain(void)
     for (int i = 0; i < n; i++) hak_free(mine[i]);
 }
 
+/* A slab that leaves the full list through its owner's frees keeps its
+ * NOTIFY mark while no other thread has freed into it (no CAS for a slab
+ * of few big blocks that keeps filling and draining); the first remote
+ * free into it then goes to the owner's delayed list and comes back from
+ * there; once remote frees were seen, leaving the full list clears the
+ * mark. */
+enum { NOTIFY_SIZE = 20000, NOTIFY_MAX = 64 };
+
+static void *free_one_thread(void *arg)
+{
+    hak_free(arg);
+    return NULL;   /* thread exit flushes the foreign cache */
+}
+
+/* Mallocs of NOTIFY_SIZE into b[*n..] until slab s is on the full list. */
+static void fill_until_full(void **b, int *n, hak_slab *s)
+{
+    while (!hak_slab_in_full(s)) {
+        CHECK(*n < NOTIFY_MAX, "slab not full after %d mallocs", *n);
+        b[(*n)++] = hak_malloc(NOTIFY_SIZE);
+    }
+}
+
+/* Frees, and clears, the first block of b[0..n) in slab s. */
+static void *free_one_in(void **b, int n, hak_slab *s)
+{
+    for (int i = 0; i < n; i++) {
+        if (b[i] && slab_of(b[i]) == s) {
+            void *p = b[i];
+            b[i] = NULL;
+            hak_free(p);
+            return p;
+        }
+    }
+    CHECK(0, "no block of the slab left");
+    return NULL;
+}
+
+static void test_kept_notify(void)
+{
+    void *b[NOTIFY_MAX];
+    int n = 0;
+    b[n++] = hak_malloc(NOTIFY_SIZE);
+    hak_slab *s = slab_of(b[0]);
+    hak_heap *heap = _hak_tl_heap;
+    fill_until_full(b, &n, s);
+    CHECK(atomic_load(&s->remote_a) == HAK_REMOTE_NOTIFY, "full slab not NOTIFY");
+
+    free_one_in(b, n, s);
+    CHECK(!hak_slab_in_full(s), "slab still on the full list after a free");
+    CHECK(atomic_load(&s->remote_a) == HAK_REMOTE_NOTIFY, "mark not kept: word %#lx",
+          (unsigned long)atomic_load(&s->remote_a));
+
+    /* another thread's free: handed to the delayed list, the mark cleared */
+    void *theirs = NULL;
+    for (int i = 0; i < n && !theirs; i++)
+        if (b[i] && slab_of(b[i]) == s) {
+            theirs = b[i];
+            b[i] = NULL;
+        }
+    CHECK(theirs != NULL, "no block left to free remotely");
+    uint32_t used = hak_slab_used(s);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, free_one_thread, theirs) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    CHECK(atomic_load(&s->remote_a) == HAK_REMOTE_NORMAL, "remote free left word %#lx",
+          (unsigned long)atomic_load(&s->remote_a));
+    CHECK(atomic_load(&heap->delayed_a) == theirs, "block not on the owner's delayed list");
+    CHECK(hak_slab_used(s) == used, "used changed before the drain");
+    _hak_heap_drain_delayed(heap);
+    CHECK(hak_slab_used(s) == used - 1, "used %u after the drain, not %u", hak_slab_used(s), used - 1);
+    CHECK(s->remote_seen, "remote free not seen");
+
+    /* full again, then an owner's free: the mark goes */
+    fill_until_full(b, &n, s);
+    free_one_in(b, n, s);
+    CHECK(atomic_load(&s->remote_a) == HAK_REMOTE_NORMAL, "mark kept after remote frees: word %#lx",
+          (unsigned long)atomic_load(&s->remote_a));
+    for (int i = 0; i < n; i++) hak_free(b[i]);
+}
+
 /* Pages whose blocks are all free go back to the OS from a slab in use;
  * their blocks leave the free list and come back, each once, when the slab
  * has nothing else to give. */
@@ -648,6 +730,7 @@ int main(void)
     test_purge_pages();
     test_purge_abandoned_pages();
     test_remote_chain();
+    test_kept_notify();
     test_fork_heap_reset();
     test_os_failure();
     printf("unit_internals: ok\n");
